@@ -1,0 +1,1 @@
+"""The plan, tool and reflect agents: LangGraph nodes backed by models or plain callables."""

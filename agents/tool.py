@@ -1,0 +1,31 @@
+"""The tool agent: the argument of the action the plan agent chose."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from agents.base import FINISH, AgentSettings, EpisodeView, best
+from agents.llm import CompletionModel
+from agents.parsing import clean_argument
+from prompts.builder import PromptBuilder
+
+
+@dataclass
+class ModelToolAgent:
+    """Tool agent backed by a completion model; `role` picks the prompt (`tool` or `meta`).
+
+    For `Finish` on a task with closed options (ScienceQA), the options are
+    scored instead of generated, unless free generation is asked for.
+    """
+
+    model: CompletionModel
+    role: str = "tool"
+    settings: AgentSettings = field(default_factory=AgentSettings)
+
+    def __call__(self, view: EpisodeView, thought: str, action: str) -> str:
+        cue = PromptBuilder(self.role, view.tools).argument(view.question, view.steps, thought, action)
+        if action == FINISH and view.choices and self.settings.scored:
+            values = self.model.score(cue, [f"{choice}]" for choice in view.choices])
+            return best(dict(zip(view.choices, values)))
+        text = self.model.generate(cue, stop=["]", "\n"], max_tokens=self.settings.argument_tokens)
+        return clean_argument(text)

@@ -1,0 +1,5 @@
+import sys
+
+from autoact.cli import main
+
+sys.exit(main())

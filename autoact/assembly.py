@@ -1,0 +1,99 @@
+"""Assembling a runnable agent group from settings: tools for a task, models for each role."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal, Sequence
+
+from agents.base import AgentSettings
+from agents.llm import EndpointConfig, EndpointModel, list_models
+from agents.plan import ModelPlanAgent
+from agents.reflect import ModelReflectAgent
+from agents.tool import ModelToolAgent
+from autoact.errors import ConfigError, EndpointError
+from graph.context import GroupContext, Limits
+from graph.group import AgentGroup
+from tasks.base import Task
+from tools import (Docstore, ToolResources, WikipediaSource, build_toolbox, default_tool_specs,
+                   load_tool_specs)
+from tools.toolbox import Toolbox
+
+ROLE_NAMES = ("plan", "tool", "reflect")
+
+
+def build_task_toolbox(task: Task, rows: Sequence[dict] | None = None, tools_file: str | Path | None = None,
+                       wiki: Literal["offline", "live"] = "offline") -> Toolbox:
+    """The task's tool set (from `tools_file` or the built-in default) over its page sources.
+
+    Offline, HotpotQA-style rows' `context` paragraphs (all rows pooled) form the docstore.
+    """
+    specs = load_tool_specs(tools_file) if tools_file else default_tool_specs(task.name)
+    resources = ToolResources()
+    if wiki == "live":
+        resources.pages = WikipediaSource()
+    if rows and any(r.get("context") for r in rows):
+        store = Docstore.from_rows(rows)
+        resources.searcher = store
+        if resources.pages is None:
+            resources.pages = store
+    return build_toolbox(specs, resources)
+
+
+@dataclass(frozen=True)
+class RoleModels:
+    """Which served model answers for each role (None for reflect: no reflection)."""
+
+    plan: str
+    tool: str
+    reflect: str | None
+
+    @property
+    def shared(self) -> bool:
+        """One model behind every role: the Meta-Agent."""
+        return self.plan == self.tool and self.reflect in (None, self.plan)
+
+
+def resolve_role_models(base_url: str, api_key: str | None, model: str | None = None,
+                        plan: str | None = None, tool: str | None = None, reflect: str | None = None,
+                        no_reflect: bool = False) -> RoleModels:
+    """Bind `--model` to every role, overridden per role; the default is the served base model."""
+    default = model or default_model(list_models(base_url, api_key), base_url)
+    return RoleModels(plan or default, tool or default, None if no_reflect else (reflect or default))
+
+
+def default_model(served: Sequence[str], base_url: str) -> str:
+    """The base model among the served names (role adapters are named after their roles)."""
+    bases = [m for m in served if m not in ROLE_NAMES]
+    if not bases:
+        raise EndpointError(f"no model is served at {base_url}")
+    return bases[0]
+
+
+def build_group(task: Task, toolbox: Toolbox, roles: RoleModels, endpoint: EndpointConfig,
+                settings: AgentSettings | None = None, limits: Limits | None = None,
+                prompts: Literal["auto", "meta", "roles"] = "auto") -> AgentGroup:
+    """An AgentGroup whose roles are served models at one endpoint.
+
+    Prompts: `meta` (one zero-shot instruction for every role, the Meta-Agent),
+    `roles` (each role its own instruction, as the trained agents see it);
+    `auto` picks `meta` when one model plays every role.
+    """
+    if prompts not in ("auto", "meta", "roles"):
+        raise ConfigError(f"prompts must be auto, meta or roles, not {prompts!r}")
+    style = ("meta" if roles.shared else "roles") if prompts == "auto" else prompts
+    settings = settings or AgentSettings()
+
+    def model(name: str) -> EndpointModel:
+        return EndpointModel(EndpointConfig(**{**endpoint.__dict__, "model": name}))
+
+    def role(name: str) -> str:
+        return "meta" if style == "meta" else name
+
+    reflect = ModelReflectAgent(model(roles.reflect), role("reflect"), settings) if roles.reflect else None
+    context = GroupContext(
+        plan=ModelPlanAgent(model(roles.plan), role("plan"), settings),
+        tool=ModelToolAgent(model(roles.tool), role("tool"), settings),
+        reflect=reflect, toolbox=toolbox, task=task, limits=limits or Limits(), budget_role=role("plan"),
+    )
+    return AgentGroup(context)

@@ -1,0 +1,189 @@
+"""The `autoact` command line: serve, run, eval, demo."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+from typing import Sequence
+
+from rich.console import Console
+
+from agents.base import AgentSettings
+from agents.llm import DEFAULT_BASE_URL, EndpointConfig
+from autoact.assembly import build_group, build_task_toolbox, resolve_role_models
+from autoact.errors import AutoactError, ConfigError
+from evaluation.report import summary_table
+from evaluation.runner import EvalOptions, evaluate, run_episode
+from evaluation.trace import Tracer
+from graph.context import Limits
+from graph.group import AgentGroup
+from tasks import TASKS, get_task, read_rows
+from tasks.base import Task
+
+console = Console(stderr=False)
+
+
+def _add_group_options(p: argparse.ArgumentParser) -> None:
+    """Options every command that runs the group shares."""
+    p.add_argument("--task", required=True, choices=sorted(TASKS), help="benchmark the questions come from")
+    p.add_argument("--base-url", default=DEFAULT_BASE_URL, help="OpenAI-compatible API of the FastChat server")
+    p.add_argument("--api-key", default=None, help="API key of the server, if it requires one")
+    p.add_argument("--model", default=None, help="model for every role (default: the served base model)")
+    p.add_argument("--plan-model", default=None, help="model of the plan agent")
+    p.add_argument("--tool-model", default=None, help="model of the tool agent")
+    p.add_argument("--reflect-model", default=None, help="model of the reflect agent")
+    p.add_argument("--no-reflect", action="store_true", help="no reflect agent: the first Finish is final")
+    p.add_argument("--tools", default=None, help="tool list JSON (DESIGN §2); default: the task's built-in set")
+    p.add_argument("--wiki", choices=("offline", "live"), default="offline",
+                   help="Retrieve from the data file's context paragraphs, or live Wikipedia")
+    p.add_argument("--free-actions", action="store_true",
+                   help="let models write actions and verdicts freely (parsed leniently) instead of scoring choices")
+    p.add_argument("--prompts", choices=("auto", "meta", "roles"), default="auto",
+                   help="meta: one zero-shot instruction for all roles; roles: one per role; auto: meta when one model plays all roles")
+    p.add_argument("--max-steps", type=int, default=10, help="step limit of an episode")
+    p.add_argument("--max-reflections", type=int, default=1, help="Finish answers that get reflected on")
+    p.add_argument("--context-tokens", type=int, default=2048, help="halt when a prompt would exceed this many tokens")
+    p.add_argument("--timeout", type=float, default=300.0, help="seconds per model request")
+
+
+def _group(args: argparse.Namespace, task: Task, rows: Sequence[dict] | None) -> AgentGroup:
+    if args.max_steps < 1 or args.max_reflections < 0 or args.context_tokens < 64:
+        raise ConfigError("--max-steps must be >= 1, --max-reflections >= 0 and --context-tokens >= 64")
+    toolbox = build_task_toolbox(task, rows, args.tools, args.wiki)
+    roles = resolve_role_models(args.base_url, args.api_key, args.model, args.plan_model,
+                                args.tool_model, args.reflect_model, args.no_reflect)
+    endpoint = EndpointConfig(base_url=args.base_url, api_key=args.api_key, timeout=args.timeout)
+    limits = Limits(max_steps=args.max_steps, max_reflections=args.max_reflections,
+                    context_tokens=args.context_tokens)
+    return build_group(task, toolbox, roles, endpoint, AgentSettings(scored=not args.free_actions),
+                       limits, args.prompts)
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    task = get_task(args.task)
+    rows = read_rows(args.data, task) if args.data else None
+    row = _find_row(rows or [], args.question, args.id)
+    if row is None:
+        if not args.question:
+            raise ConfigError("give a QUESTION or --id of a row in --data")
+        row = {"id": "cli", "question": args.question}
+        if task.name == "scienceqa":
+            raise ConfigError("ScienceQA questions need their options: pass --data FILE with --id ID "
+                              "(or a QUESTION that matches a row of FILE exactly)")
+    group = _group(args, task, rows)
+    tracer = Tracer(console=console if args.trace or not args.trace_file else None,
+                    jsonl=Path(args.trace_file) if args.trace_file else None)
+    try:
+        result = run_episode(group, task, row, tracer)
+    finally:
+        tracer.close()
+    console.print(f"[bold]Answer:[/] {result['prediction']}" + (" (halted)" if result["halted"] else ""))
+    if "answer" in row:
+        scores = {k: result[k] for k in task.metrics}
+        console.print(f"[bold]Gold:[/] {result['gold']}   " + "  ".join(f"{k}={v:.2f}" for k, v in scores.items()))
+    if result["error"]:
+        console.print(f"[red]error:[/] {result['error']}")
+        return 1
+    return 0
+
+
+def _find_row(rows: Sequence[dict], question: str | None, row_id: str | None) -> dict | None:
+    for row in rows:
+        if (row_id is not None and str(row["id"]) == row_id) or (question and row["question"].strip() == question.strip()):
+            return row
+    if row_id is not None:
+        raise ConfigError(f"no row with id {row_id!r} in --data")
+    return None
+
+
+def cmd_eval(args: argparse.Namespace) -> int:
+    task = get_task(args.task)
+    rows = read_rows(args.data, task)
+    group = _group(args, task, rows)
+    out = Path(args.out)
+    tracer = Tracer(console=console if args.trace else None,
+                    jsonl=Path(args.trace_file) if args.trace_file else None)
+    started = time.perf_counter()
+    try:
+        summary = evaluate(group, task, rows, EvalOptions(out, args.limit, args.concurrency, not args.no_progress),
+                           tracer)
+    finally:
+        tracer.close()
+    console.print(summary_table(summary, task.metrics))
+    console.print(f"{summary['errors']} errors, {summary['halted']} halted; wall time "
+                  f"{time.perf_counter() - started:.1f}s; results in {out / 'results.jsonl'}")
+    return 0
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    """Start the FastChat stack on the embedded model, evaluate a few questions with a live trace, stop."""
+    from serving.launcher import FastChatStack
+    from serving.model_store import resolve_model
+
+    model = resolve_model(args.serve_model)
+    console.print(f"Starting FastChat (controller, worker, API server) for {model.name} …")
+    with FastChatStack(model, port=args.port) as stack:
+        console.print(f"Serving {stack.model_name} at {stack.base_url}")
+        args.base_url, args.model, args.api_key, args.trace = stack.base_url, stack.model_name, None, True
+        args.trace_file = str(Path(args.out) / "trace.jsonl")
+        cmd_eval(args)
+    console.print("FastChat stack stopped.")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="autoact", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    from serving.cli import add_serve_parser
+    add_serve_parser(sub)
+
+    run = sub.add_parser("run", help="answer one question, printing each step")
+    run.add_argument("question", nargs="?", default=None, help="the question (or use --id with --data)")
+    run.add_argument("--data", default=None, help="task data file (docstore for HotpotQA; rows for --id)")
+    run.add_argument("--id", default=None, help="answer the row with this id from --data")
+    run.add_argument("--trace", action="store_true", help="print each step (default unless --trace-file)")
+    run.add_argument("--trace-file", default=None, help="append each step as JSONL to this file")
+    _add_group_options(run)
+    run.set_defaults(func=cmd_run)
+
+    ev = sub.add_parser("eval", help="evaluate on a data file; resumable")
+    _add_eval_options(ev)
+    ev.set_defaults(func=cmd_eval)
+
+    demo = sub.add_parser("demo", help="serve the embedded model, evaluate a few questions with a trace")
+    _add_eval_options(demo, out_default="runs/demo", limit_default=3)
+    demo.add_argument("--serve-model", default="default", help="model to serve (default: embedded SmolLM2)")
+    demo.add_argument("--port", type=int, default=8000, help="API server port")
+    demo.set_defaults(func=cmd_demo)
+    return parser
+
+
+def _add_eval_options(p: argparse.ArgumentParser, out_default: str | None = None,
+                      limit_default: int | None = None) -> None:
+    p.add_argument("--data", required=True, help="JSONL data file of the task")
+    p.add_argument("--out", required=out_default is None, default=out_default, help="output directory")
+    p.add_argument("--limit", type=int, default=limit_default, help="evaluate only the first N questions")
+    p.add_argument("--concurrency", type=int, default=1, help="episodes run at once")
+    p.add_argument("--trace", action="store_true", help="print every step")
+    p.add_argument("--trace-file", default=None, help="append every step as JSONL to this file")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    _add_group_options(p)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return int(args.func(args) or 0)
+    except AutoactError as e:
+        console.print(f"[red]error:[/] {e}")
+        return 2
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,95 @@
+"""The evaluation loop: answer every question of a data file, score, write rows as they finish.
+
+Resumable: rows already in `results.jsonl` are skipped, so a killed run loses
+at most the questions in flight. Episodes may run concurrently; each row is
+written whole under a lock.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+import traceback
+from concurrent.futures import ThreadPoolExecutor, as_completed
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable, Sequence
+
+from tqdm import tqdm
+
+from autoact.errors import AutoactError
+from evaluation.results import ResultsFile
+from evaluation.trace import Tracer, trace_event
+from graph.group import AgentGroup, final_state
+from tasks.base import Task
+
+
+@dataclass
+class EvalOptions:
+    out_dir: Path
+    limit: int | None = None
+    concurrency: int = 1
+    progress: bool = True
+
+
+def run_episode(group: AgentGroup, task: Task, row: dict[str, Any],
+                tracer: Tracer | None = None, episode: str | None = None) -> dict[str, Any]:
+    """Answer one row; never raises: a failure is recorded in the row's `error`."""
+    start = time.perf_counter()
+    question, inputs = task.question_text(row), task.inputs(row)
+    updates: list[tuple[str, dict[str, Any]]] = []
+    error = None
+    try:
+        steps = 0
+        for node, update in group.stream(question, inputs):
+            updates.append((node, update))
+            steps += len(update.get("steps") or [])
+            if tracer is not None and (event := trace_event(node, update, steps + (node in ("plan", "tool")))):
+                tracer.emit(event, episode)
+    except AutoactError as e:
+        error = str(e)
+    except Exception as e:  # a bug or an unexpected library error must not sink the batch
+        error = f"{type(e).__name__}: {e}\n{traceback.format_exc(limit=3)}"
+    state = final_state(updates, group.start(question, inputs))
+    prediction = state.get("answer") or state.get("proposed_answer") or ""
+    has_gold = "answer" in row
+    return {
+        "id": row["id"], "question": question, "gold": task.gold(row) if has_gold else None,
+        "prediction": prediction, **(task.score(prediction, row) if has_gold else {}), "group": task.group(row),
+        "steps": len(state.get("steps") or []), "halted": bool(state.get("halted")),
+        "halt_reason": state.get("halt_reason"), "error": error,
+        "seconds": round(time.perf_counter() - start, 2), "transcript": state.get("steps") or [],
+    }
+
+
+def evaluate(group: AgentGroup, task: Task, rows: Sequence[dict[str, Any]], options: EvalOptions,
+             tracer: Tracer | None = None,
+             on_row: Callable[[dict[str, Any]], None] | None = None) -> dict[str, Any]:
+    """Evaluate `rows` (the first `limit`), appending to `out_dir/results.jsonl`; returns the summary."""
+    results = ResultsFile(options.out_dir / "results.jsonl")
+    wanted = list(rows[: options.limit] if options.limit else rows)
+    todo = results.pending(wanted)
+    bar = tqdm(total=len(wanted), initial=len(wanted) - len(todo), desc=f"eval {task.name}",
+               unit="q", disable=not options.progress, dynamic_ncols=True)
+
+    def record(result: dict[str, Any]) -> None:
+        results.append(result)
+        bar.update(1)
+        if on_row:
+            on_row(result)
+
+    try:
+        if options.concurrency <= 1:
+            for row in todo:
+                record(run_episode(group, task, row, tracer))
+        else:
+            with ThreadPoolExecutor(options.concurrency) as pool:
+                futures = [pool.submit(run_episode, group, task, row, tracer, row["id"]) for row in todo]
+                for future in as_completed(futures):
+                    record(future.result())
+    finally:
+        bar.close()
+    wanted_ids = {r["id"] for r in wanted}
+    summary = task.summarize([r for r in results.rows if str(r["id"]) in wanted_ids])
+    (options.out_dir / "summary.json").write_text(json.dumps(summary, indent=2) + "\n", encoding="utf-8")
+    return summary

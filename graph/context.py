@@ -1,0 +1,58 @@
+"""Run-scoped dependencies of the graph: the agents bound to each role, the tools and the limits.
+
+Passed to LangGraph as `context=` (its `context_schema`), so any role can be
+swapped per run without touching graph code.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Mapping
+
+from agents.base import FINISH, REFLECT, EpisodeView, PlanAgent, ReflectAgent, ToolAgent
+from tasks.base import Task
+from tools.base import ToolSpec
+from tools.spec import FINISH_SPEC, REFLECT_SPEC
+from tools.toolbox import Toolbox
+
+
+@dataclass(frozen=True)
+class Limits:
+    """Bounds of an episode."""
+
+    max_steps: int = 10
+    max_reflections: int = 1
+    context_tokens: int = 2048  # halt before a prompt would exceed this (estimated)
+    chars_per_token: float = 3.5
+
+    def recursion_limit(self) -> int:
+        """LangGraph super-steps an episode can need: plan, tool, execute per step, plus reflect/halt."""
+        return 4 * self.max_steps + 8
+
+
+@dataclass
+class GroupContext:
+    """Who plays each role in an episode. `reflect=None` removes reflection: the first Finish is final."""
+
+    plan: PlanAgent
+    tool: ToolAgent
+    toolbox: Toolbox
+    reflect: ReflectAgent | None = None
+    task: Task | None = None
+    limits: Limits = field(default_factory=Limits)
+    budget_role: str = "plan"  # whose prompt length the context budget is measured on
+
+    def tool_specs(self) -> tuple[ToolSpec, ...]:
+        return (*self.toolbox.specs, FINISH_SPEC, REFLECT_SPEC)
+
+    def view(self, state: Mapping[str, Any]) -> EpisodeView:
+        inputs = state.get("inputs") or {}
+        choices = self.task.answer_choices(inputs) if self.task and "choices" in inputs else None
+        return EpisodeView(
+            question=state["question"], inputs=inputs, steps=list(state.get("steps") or []),
+            tools=self.tool_specs(), actions=(*self.toolbox.names, FINISH),
+            proposed_answer=state.get("proposed_answer"), choices=tuple(choices) if choices else None,
+        )
+
+
+__all__ = ["GroupContext", "Limits", "FINISH", "REFLECT"]

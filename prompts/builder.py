@@ -1,0 +1,76 @@
+"""Builds every prompt the agents send, byte for byte the same at inference and in training data.
+
+A prompt is: the role's instruction (a template in this package, with the
+task's tools filled in), the question, the transcript so far, and a cue line
+such as `Thought 3:` or `Action 3: Retrieve[`.
+"""
+
+from __future__ import annotations
+
+import string
+from dataclasses import dataclass
+from functools import lru_cache
+from importlib import resources
+from typing import Mapping, Sequence
+
+from autoact.errors import ConfigError
+from tools.base import ToolSpec
+
+ROLES = ("meta", "plan", "tool", "reflect")
+
+
+@lru_cache(maxsize=None)
+def load_template(name: str) -> string.Template:
+    """The instruction template `name` (a `.txt` file shipped in this package)."""
+    try:
+        text = resources.files("prompts").joinpath(f"{name}.txt").read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ConfigError(f"no prompt template {name!r}; known: {', '.join(ROLES)}") from None
+    return string.Template(text.strip())
+
+
+def render_tools(specs: Sequence[ToolSpec]) -> str:
+    """Numbered tool list: `(1) Name[arg]: definition Example: usage`."""
+    return "\n".join(f"({i}) {s.name}: {s.description} Example: {s.usage}" for i, s in enumerate(specs, 1))
+
+
+def render_transcript(steps: Sequence[Mapping[str, str]]) -> str:
+    """Thought / Action / Observation lines of the finished steps, numbered from 1."""
+    lines: list[str] = []
+    for i, step in enumerate(steps, 1):
+        lines.append(f"Thought {i}: {step.get('thought', '')}".rstrip())
+        lines.append(f"Action {i}: {step.get('action', '')}[{step.get('argument', '')}]")
+        lines.append(f"Observation {i}: {step.get('observation', '')}".rstrip())
+    return "\n".join(lines)
+
+
+@dataclass(frozen=True)
+class PromptBuilder:
+    """Prompts for one role (`meta`, `plan`, `tool` or `reflect`) over a task's tool set."""
+
+    role: str
+    tools: tuple[ToolSpec, ...]
+
+    def instruction(self) -> str:
+        try:
+            return load_template(self.role).substitute(tools=render_tools(self.tools))
+        except (KeyError, ValueError) as e:
+            raise ConfigError(f"prompt template {self.role!r} needs a value for {e}") from None
+
+    def context(self, question: str, steps: Sequence[Mapping[str, str]]) -> str:
+        """Instruction, question and transcript: everything before the cue."""
+        parts = [self.instruction(), "", f"Question: {question}"]
+        transcript = render_transcript(steps)
+        if transcript:
+            parts.append(transcript)
+        return "\n".join(parts) + "\n"
+
+    def thought(self, question: str, steps: Sequence[Mapping[str, str]]) -> str:
+        return self.context(question, steps) + f"Thought {len(steps) + 1}:"
+
+    def action(self, question: str, steps: Sequence[Mapping[str, str]], thought: str) -> str:
+        n = len(steps) + 1
+        return self.context(question, steps) + f"Thought {n}: {thought}\nAction {n}:"
+
+    def argument(self, question: str, steps: Sequence[Mapping[str, str]], thought: str, action: str) -> str:
+        return self.action(question, steps, thought) + f" {action}["

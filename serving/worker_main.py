@@ -1,0 +1,1 @@
+CHATML_TEMPLATE = "smollm2"

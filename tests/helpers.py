@@ -1,0 +1,23 @@
+"""Small shared builders for tests."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from tools import Docstore, ToolResources, build_toolbox, default_tool_specs
+
+DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
+
+ROWS = [
+    {"id": "q1", "question": "Which city is the capital of Freedonia?", "answer": "Fredville", "level": "easy",
+     "type": "bridge",
+     "context": [["Freedonia", ["Freedonia is a small country.", " Its capital is Fredville."]],
+                 ["Fredville", ["Fredville is a city on the river Fred.", " It has 10,000 people."]]]},
+    {"id": "q2", "question": "Is Fredville a city?", "answer": "yes", "level": "hard", "type": "comparison",
+     "context": [["Sylvania", ["Sylvania borders Freedonia."]]]},
+]
+
+
+def hotpot_toolbox(rows=ROWS):
+    store = Docstore.from_rows(rows)
+    return build_toolbox(default_tool_specs("hotpotqa"), ToolResources(pages=store, searcher=store))

@@ -1,0 +1,23 @@
+"""Tools the agents call: specs, the toolbox, page sources and the built-in tools."""
+
+from tools.base import Tool, ToolContext, ToolSpec
+from tools.docstore import Docstore
+from tools.image2text import Image2Text, ocr_texts
+from tools.lookup import Lookup, set_lookup_source
+from tools.pages import Page, PageSource, Searcher, split_sentences
+from tools.registry import (GRAPH_ACTIONS, ToolResources, build_toolbox, builtin_spec,
+                            register_tool, registered_names)
+from tools.retrieve import Retrieve
+from tools.search import Search
+from tools.spec import (FINISH_SPEC, REFLECT_SPEC, default_tool_specs, load_tool_specs,
+                        save_tool_specs)
+from tools.toolbox import Toolbox
+from tools.wiki import WikipediaSource
+
+__all__ = [
+    "Docstore", "FINISH_SPEC", "GRAPH_ACTIONS", "Image2Text", "Lookup", "Page", "PageSource",
+    "REFLECT_SPEC", "Retrieve", "Search", "Searcher", "Tool", "ToolContext", "ToolResources",
+    "ToolSpec", "Toolbox", "WikipediaSource", "build_toolbox", "builtin_spec",
+    "default_tool_specs", "load_tool_specs", "ocr_texts", "register_tool", "registered_names",
+    "save_tool_specs", "set_lookup_source", "split_sentences",
+]
