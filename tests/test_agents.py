@@ -1,0 +1,104 @@
+"""Model-backed agents over a scripted model: scored choices, free generation, answer options."""
+
+import math
+
+import pytest
+
+from agents.base import AgentSettings
+from agents.llm import EndpointConfig, EndpointModel, candidate_logprob
+from agents.plan import ModelPlanAgent
+from agents.reflect import ModelReflectAgent
+from agents.tool import ModelToolAgent
+from autoact.errors import EndpointError
+from graph import AgentGroup, GroupContext
+from tasks import get_task
+from tests.fakes import ScriptedModel
+from tests.helpers import ROWS, hotpot_toolbox
+from tools import ToolResources, build_toolbox, default_tool_specs
+
+FREE = AgentSettings(scored=False)
+
+
+def hotpot_group(model, settings=AgentSettings(), role="meta"):
+    ctx = GroupContext(plan=ModelPlanAgent(model, role, settings), tool=ModelToolAgent(model, role, settings),
+                       reflect=ModelReflectAgent(model, role, settings), toolbox=hotpot_toolbox(),
+                       task=get_task("hotpotqa"))
+    return AgentGroup(ctx)
+
+
+def test_scored_episode_chooses_names_and_completes_arguments():
+    model = ScriptedModel(
+        generations=["I should look up Freedonia.", "Freedonia]", "The capital is Fredville.", "Fredville",
+                     "The page says so."],
+        prefer=["Retrieve", "Finish", "right"])
+    state = hotpot_group(model).invoke(ROWS[0]["question"])
+    assert [(s["action"], s["argument"]) for s in state["steps"]] == [
+        ("Retrieve", "Freedonia"), ("Finish", "Fredville"), ("Reflect", "right")]
+    assert state["answer"] == "Fredville"
+    # the tool agent's prompt ends right after the chosen name and its bracket
+    assert model.prompts[2].endswith("Action 1: Retrieve[")
+    # the reflect verdict is scored after "Reflect["
+    assert model.prompts[-1].rstrip().endswith("Reflect[")
+    # the prompt lists the task tools, Finish and Reflect
+    assert "(1) Retrieve:" in model.prompts[0] and "Reflect[right]" in model.prompts[0]
+
+
+def test_free_generation_parses_leniently_and_reports_garbage():
+    model = ScriptedModel(generations=[
+        "hmm", "no idea what to do",            # step 1: unreadable action
+        "look", "retrieve[Freedonia]", "Freedonia",  # step 2: lower-case action, tool writes the argument
+        "done", "Finish", "Fredville]",            # step 3: bare name
+        "ok", "Reflect[right]"])
+    state = hotpot_group(model, FREE).invoke(ROWS[0]["question"])
+    steps = state["steps"]
+    assert steps[0]["observation"].startswith("Invalid action: could not read an action")
+    assert (steps[1]["action"], steps[1]["argument"]) == ("Retrieve", "Freedonia")
+    assert state["answer"] == "Fredville" and steps[-1]["argument"] == "right"
+
+
+def test_free_reflection_with_bad_verdict_continues_planning():
+    model = ScriptedModel(generations=["t", "Finish", "x", "t", "Reflect[maybe]", "t", "Finish", "y"])
+    state = hotpot_group(model, FREE).invoke(ROWS[0]["question"])
+    assert "Invalid reflection" in state["steps"][1]["observation"]
+    assert state["answer"] == "y"
+
+
+def test_finish_on_multiple_choice_scores_the_options():
+    task = get_task("scienceqa")
+    row = {"id": "1", "question": "What is the capital of Delaware?\nOptions: (A) Harrisburg (B) Dover",
+           "choices": ["Harrisburg", "Dover"], "answer": "B", "caption": "a map", "ocr": "[]"}
+    toolbox = build_toolbox(default_tool_specs("scienceqa"), ToolResources())
+    model = ScriptedModel(generations=["look at the image", "image]", "it is Dover", "fine"],
+                          prefer=["Image2Text", "Finish", "B. Dover", "right"])
+    ctx = GroupContext(plan=ModelPlanAgent(model, "meta"), tool=ModelToolAgent(model, "meta"),
+                       reflect=ModelReflectAgent(model, "meta"), toolbox=toolbox, task=task)
+    state = AgentGroup(ctx).invoke(task.question_text(row), task.inputs(row))
+    assert "Caption: a map" in state["steps"][0]["observation"]
+    assert state["answer"] == "B. Dover" and task.score(state["answer"], row)["correct"] == 1.0
+
+
+def test_role_prompts_differ_from_meta():
+    plan = ModelPlanAgent(ScriptedModel(generations=["t"], prefer=["Finish"]), "plan")
+    meta = ModelPlanAgent(ScriptedModel(generations=["t"], prefer=["Finish"]), "meta")
+    view = hotpot_group(ScriptedModel()).context.view({"question": "q", "steps": []})
+    plan(view), meta(view)
+    assert plan.model.prompts[0] != meta.model.prompts[0] and "planner" in plan.model.prompts[0]
+
+
+def test_candidate_logprob_walks_back_from_generated_tokens():
+    logprobs = {"tokens": ["Action", ":", " Retrieve", "\n"], "token_logprobs": [None, -0.5, -1.25, -3.0]}
+    assert candidate_logprob(logprobs, " Retrieve", generated=1) == -1.25
+    assert candidate_logprob(logprobs, ": Retrieve", generated=1) == -1.75
+    assert candidate_logprob(logprobs, ": Retrieve", generated=1, norm="mean") == pytest.approx(-0.875)
+    assert candidate_logprob({"tokens": ["x"], "token_logprobs": [None]}, "x", generated=0) == -math.inf
+    with pytest.raises(EndpointError, match="no logprobs"):
+        candidate_logprob(None, "x", 1)
+
+
+def test_unreachable_endpoint_fails_after_bounded_retries_naming_url_and_model():
+    model = EndpointModel(EndpointConfig(base_url="http://127.0.0.1:9/v1", model="nobody", retries=2,
+                                         backoff=0.01, timeout=2))
+    with pytest.raises(EndpointError) as err:
+        model.generate("hi", stop=[], max_tokens=2)
+    assert "http://127.0.0.1:9/v1" in str(err.value) and "'nobody'" in str(err.value)
+    assert "after 3 attempts" in str(err.value) and model.calls == 3
