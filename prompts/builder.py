@@ -7,6 +7,7 @@ such as `Thought 3:` or `Action 3: Retrieve[`.
 
 from __future__ import annotations
 
+import re
 import string
 from dataclasses import dataclass
 from functools import lru_cache
@@ -30,8 +31,18 @@ def load_template(name: str) -> string.Template:
 
 
 def render_tools(specs: Sequence[ToolSpec]) -> str:
-    """Numbered tool list: `(1) Name[arg]: definition Example: usage`."""
-    return "\n".join(f"({i}) {s.name}: {s.description} Example: {s.usage}" for i, s in enumerate(specs, 1))
+    """Numbered tool list: `(1) Name[arg]: definition`.
+
+    Only the call form of each usage line is shown (`Retrieve[entity]`), not its
+    worked example: small models copy examples verbatim as arguments (seen with
+    the embedded model: every Retrieve of an episode asked for the Search example).
+    """
+    lines = []
+    for i, spec in enumerate(specs, 1):
+        form = re.match(rf"\s*({re.escape(spec.name)}\[[^\]]*\](?: or {re.escape(spec.name)}\[[^\]]*\])?)",
+                        spec.usage)
+        lines.append(f"({i}) {form.group(1) if form else spec.name}: {spec.description}")
+    return "\n".join(lines)
 
 
 def render_transcript(steps: Sequence[Mapping[str, str]]) -> str:

@@ -8,7 +8,8 @@ it runs, this process gets:
 
 * the ChatML template :data:`CHATML_TEMPLATE` (FastChat has none for SmolLM2), with the
   end-of-turn token ids read from the first ``--model-path``;
-* a faster prompt-logprob computation (see :func:`patch_prompt_logprobs`).
+* a faster prompt-logprob computation (see :func:`patch_prompt_logprobs`; disabled by
+  ``AUTOACT_LOGPROB_PATCH=0``).
 
 This module imports nothing heavy at import time, so its constants are cheap to reuse.
 """
@@ -18,6 +19,7 @@ from __future__ import annotations
 import inspect
 import json
 import logging
+import os
 import runpy
 import sys
 from pathlib import Path
@@ -26,6 +28,7 @@ CHATML_TEMPLATE = "smollm2"
 CHATML_SYSTEM_MESSAGE = "You are a helpful AI assistant named SmolLM, trained by Hugging Face"
 CHATML_STOP_TOKENS = ("<|im_end|>", "<|endoftext|>")
 DEFAULT_MODULE = "fastchat.serve.model_worker"
+PATCH_ENV = "AUTOACT_LOGPROB_PATCH"  # set to 0 to run FastChat's generate_stream unchanged
 
 log = logging.getLogger(__name__)
 
@@ -126,7 +129,8 @@ def main(argv: list[str] | None = None) -> None:
     module = args.pop(0) if args and args[0].startswith("fastchat.serve.") else DEFAULT_MODULE
     model_path = _first_model_path(args)
     register_chatml_template(chatml_stop_token_ids(model_path) if model_path else [])
-    patch_prompt_logprobs()
+    if os.environ.get(PATCH_ENV, "1") != "0":
+        patch_prompt_logprobs()
     sys.argv = [module, *args]
     runpy.run_module(module, run_name="__main__", alter_sys=True)
 
