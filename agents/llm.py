@@ -106,25 +106,28 @@ class EndpointModel:
             result = self._call("scoring", lambda: llm.generate([prompt + cand]))
             info = result.generations[0][0].generation_info or {}
             usage = (result.llm_output or {}).get("token_usage", {})
-            scores.append(candidate_logprob(info.get("logprobs"), cand,
-                                            int(usage.get("completion_tokens", 1)), self.config.score_norm))
+            scores.append(candidate_logprob(info.get("logprobs"), cand, usage.get("prompt_tokens"),
+                                            self.config.score_norm))
         return scores
 
 
-def candidate_logprob(logprobs: dict | None, candidate: str, generated: int,
+def candidate_logprob(logprobs: dict | None, candidate: str, prompt_tokens: int | None,
                       norm: Literal["sum", "mean"] = "sum") -> float:
     """Log-likelihood of the trailing `candidate` text of an echoed prompt.
 
-    Walks back from the last prompt token (dropping the `generated` tokens the
-    server appended) until the tokens cover the candidate's characters.
+    Keeps the first `prompt_tokens` entries (the server appends at least one
+    generated token; FastChat reports `completion_tokens` 0 for it, so the prompt
+    count is the reliable one), then walks back from the last prompt token until
+    the tokens cover the candidate's characters. A token that straddles the
+    boundary (" B" after "Finish[") counts as the candidate's.
     """
     if not logprobs or not logprobs.get("tokens"):
         raise EndpointError("the endpoint returned no logprobs for an echo request; "
                             "scoring needs a server that supports echo + logprobs (or use --free-actions)")
     tokens = list(logprobs["tokens"])
     values = list(logprobs["token_logprobs"])
-    if generated:
-        tokens, values = tokens[:-generated], values[:-generated]
+    if prompt_tokens:
+        tokens, values = tokens[:prompt_tokens], values[:prompt_tokens]
     total, count, covered = 0.0, 0, 0
     for text, value in zip(reversed(tokens), reversed(values)):
         if covered >= len(candidate):

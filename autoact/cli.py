@@ -140,11 +140,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="autoact", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
 
-    try:
-        from serving.cli import add_serve_parser
-        add_serve_parser(sub)
-    except ImportError:  # TEMP while serving lands
-        pass
+    from serving.cli import add_serve_parser
+    add_serve_parser(sub)
 
     run = sub.add_parser("run", help="answer one question, printing each step")
     run.add_argument("question", nargs="?", default=None, help="the question (or use --id with --data)")

