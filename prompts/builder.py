@@ -7,7 +7,6 @@ such as `Thought 3:` or `Action 3: Retrieve[`.
 
 from __future__ import annotations
 
-import re
 import string
 from dataclasses import dataclass
 from functools import lru_cache
@@ -31,18 +30,15 @@ def load_template(name: str) -> string.Template:
 
 
 def render_tools(specs: Sequence[ToolSpec]) -> str:
-    """Numbered tool list: `(1) Name[arg]: definition`.
+    """Numbered tool list: `(1) Name: definition`.
 
-    Only the call form of each usage line is shown (`Retrieve[entity]`), not its
-    worked example: small models copy examples verbatim as arguments (seen with
-    the embedded model: every Retrieve of an episode asked for the Search example).
+    Usage lines are not shown: small models copy them verbatim as arguments
+    (seen with the embedded model: with worked examples every Retrieve asked for
+    the Search example; with call forms it asked for `Retrieve[entity]`; with
+    names only it asked for entities of the question). The action grammar
+    `Name[argument]` is stated by the instructions and the transcript.
     """
-    lines = []
-    for i, spec in enumerate(specs, 1):
-        form = re.match(rf"\s*({re.escape(spec.name)}\[[^\]]*\](?: or {re.escape(spec.name)}\[[^\]]*\])?)",
-                        spec.usage)
-        lines.append(f"({i}) {form.group(1) if form else spec.name}: {spec.description}")
-    return "\n".join(lines)
+    return "\n".join(f"({i}) {spec.name}: {spec.description}" for i, spec in enumerate(specs, 1))
 
 
 def render_transcript(steps: Sequence[Mapping[str, str]]) -> str:

@@ -40,7 +40,7 @@ def test_scored_episode_chooses_names_and_completes_arguments():
     # the reflect verdict is scored after "Reflect["
     assert model.prompts[-1].rstrip().endswith("Reflect[")
     # the prompt lists the task tools, Finish and Reflect
-    assert "(1) Retrieve[entity]:" in model.prompts[0] and "Reflect[right]" in model.prompts[0]
+    assert "(1) Retrieve: Returns" in model.prompts[0] and "(5) Reflect:" in model.prompts[0]
 
 
 def test_free_generation_parses_leniently_and_reports_garbage():
