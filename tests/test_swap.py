@@ -1,0 +1,77 @@
+"""Swapping agent nodes without touching graph code: another model, a plain callable, or no agent."""
+
+import pytest
+
+from agents.base import PlanDecision, ReflectDecision
+from agents.llm import EndpointConfig
+from agents.plan import ModelPlanAgent
+from agents.reflect import ModelReflectAgent
+from agents.tool import ModelToolAgent
+from autoact.assembly import RoleModels, build_group, resolve_role_models
+from graph import AgentGroup, GroupContext
+from tasks import get_task
+from tests.fakes import ScriptedModel
+from tests.helpers import ROWS, hotpot_toolbox
+
+TASK = get_task("hotpotqa")
+Q = ROWS[0]["question"]
+
+
+def test_each_role_bound_to_its_own_model_gets_only_its_own_prompts():
+    plan = ScriptedModel(generations=["t1", "t2"], prefer=["Retrieve", "Finish"], name="plan")
+    tool = ScriptedModel(generations=["Freedonia", "Fredville"], name="tool")
+    reflect = ScriptedModel(generations=["looks fine"], prefer=["right"], name="reflect")
+    ctx = GroupContext(plan=ModelPlanAgent(plan), tool=ModelToolAgent(tool), reflect=ModelReflectAgent(reflect),
+                       toolbox=hotpot_toolbox(), task=TASK)
+    state = AgentGroup(ctx).invoke(Q)
+    assert state["answer"] == "Fredville"
+    assert len(plan.prompts) == 4 and all("planner" in p for p in plan.prompts)
+    assert len(tool.prompts) == 2 and all("tool user" in p for p in tool.prompts)
+    assert len(reflect.prompts) == 2 and all("reviewer" in p for p in reflect.prompts)
+
+
+def test_plain_python_callables_as_agents():
+    calls = []
+
+    def plan(view):
+        calls.append("plan")
+        return PlanDecision("I know it", "Finish")
+
+    def reflect(view):
+        calls.append("reflect")
+        return ReflectDecision(f"{view.proposed_answer} is supported", "right")
+    ctx = GroupContext(plan=plan, tool=lambda view, thought, action: "Fredville", reflect=reflect,
+                       toolbox=hotpot_toolbox(), task=TASK)
+    state = AgentGroup(ctx).invoke(Q)
+    assert state["answer"] == "Fredville" and calls == ["plan", "reflect"]
+
+
+def test_removed_reflect_agent_ends_at_first_finish():
+    ctx = GroupContext(plan=lambda v: PlanDecision("t", "Finish"), tool=lambda v, t, a: "Sylvania",
+                       toolbox=hotpot_toolbox(), reflect=None)
+    state = AgentGroup(ctx).invoke(Q)
+    assert [s["action"] for s in state["steps"]] == ["Finish"] and state["answer"] == "Sylvania"
+
+
+def test_per_role_model_names_and_endpoint_binding_from_settings():
+    roles = RoleModels(plan="plan", tool="tool", reflect="reflect")
+    endpoint = EndpointConfig(base_url="http://10.0.0.5:8000/v1", api_key="k")
+    group = build_group(TASK, hotpot_toolbox(), roles, endpoint)
+    ctx = group.context
+    assert (ctx.plan.model.name, ctx.tool.model.name, ctx.reflect.model.name) == ("plan", "tool", "reflect")
+    assert ctx.plan.model.config.base_url == "http://10.0.0.5:8000/v1" and ctx.tool.model.config.api_key == "k"
+    assert ctx.plan.role == "plan" and ctx.reflect.role == "reflect"  # distinct models: role prompts
+    shared = build_group(TASK, hotpot_toolbox(), RoleModels("base", "base", None), endpoint).context
+    assert shared.plan.role == "meta" and shared.reflect is None  # one model: the Meta-Agent
+
+
+def test_model_flag_binds_every_role_and_role_flags_override():
+    roles = resolve_role_models("http://unused/v1", None, model="base", plan="plan")
+    assert roles == RoleModels(plan="plan", tool="base", reflect="base")
+    assert resolve_role_models("http://unused/v1", None, model="base", no_reflect=True).reflect is None
+
+
+@pytest.mark.integration
+def test_default_model_is_the_served_base_model(tiny_stack):
+    roles = resolve_role_models(tiny_stack.base_url, None)
+    assert roles.plan == roles.tool == roles.reflect == tiny_stack.model_name
