@@ -6,8 +6,8 @@ from dataclasses import dataclass, field
 
 from agents.base import AgentSettings, EpisodeView, PlanDecision, REFLECT, best
 from agents.llm import CompletionModel
-from agents.parsing import clean_thought, parse_action
-from prompts.builder import PromptBuilder
+from agents.parsing import parse_action
+from agents.thought import think
 
 
 @dataclass
@@ -19,11 +19,8 @@ class ModelPlanAgent:
     settings: AgentSettings = field(default_factory=AgentSettings)
 
     def __call__(self, view: EpisodeView) -> PlanDecision:
-        prompts = PromptBuilder(self.role, view.tools)
-        raw = self.model.generate(prompts.thought(view.question, view.steps), stop=["\n"],
-                                  max_tokens=self.settings.thought_tokens)
-        thought = clean_thought(raw)
-        cue = prompts.action(view.question, view.steps, thought)
+        step = think(self.model, self.role, view, self.settings)
+        thought, cue, raw = step.text, step.cue, step.raw
         if self.settings.scored:
             values = self.model.score(cue, [f" {name}" for name in view.actions])
             scores = dict(zip(view.actions, values))

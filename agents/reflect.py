@@ -6,8 +6,8 @@ from dataclasses import dataclass, field
 
 from agents.base import REFLECT, AgentSettings, EpisodeView, ReflectDecision
 from agents.llm import CompletionModel
-from agents.parsing import clean_thought, parse_action
-from prompts.builder import PromptBuilder
+from agents.parsing import parse_action
+from agents.thought import think
 
 VERDICTS = ("right", "wrong")
 
@@ -21,11 +21,8 @@ class ModelReflectAgent:
     settings: AgentSettings = field(default_factory=AgentSettings)
 
     def __call__(self, view: EpisodeView) -> ReflectDecision:
-        prompts = PromptBuilder(self.role, view.tools)
-        raw = self.model.generate(prompts.thought(view.question, view.steps), stop=["\n"],
-                                  max_tokens=self.settings.thought_tokens)
-        thought = clean_thought(raw)
-        cue = prompts.action(view.question, view.steps, thought)
+        step = think(self.model, self.role, view, self.settings)
+        thought, cue, raw = step.text, step.cue, step.raw
         if self.settings.scored:
             values = self.model.score(cue + f" {REFLECT}[", [f"{v}]" for v in VERDICTS])
             return ReflectDecision(thought, "right" if values[0] >= values[1] else "wrong", raw=raw)

@@ -1,0 +1,25 @@
+"""The first half of every plan and reflect step: generate a thought, then build the action cue."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from agents.base import AgentSettings, EpisodeView
+from agents.llm import CompletionModel
+from agents.parsing import clean_thought
+from prompts.builder import PromptBuilder
+
+
+@dataclass(frozen=True)
+class Thought:
+    raw: str  # what the model wrote
+    text: str  # the cleaned thought that enters the transcript
+    cue: str  # the prompt that asks for the action after this thought
+
+
+def think(model: CompletionModel, role: str, view: EpisodeView, settings: AgentSettings) -> Thought:
+    prompts = PromptBuilder(role, view.tools)
+    raw = model.generate(prompts.thought(view.question, view.steps), stop=["\n"],
+                         max_tokens=settings.thought_tokens)
+    text = clean_thought(raw)
+    return Thought(raw, text, prompts.action(view.question, view.steps, text))
