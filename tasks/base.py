@@ -10,6 +10,8 @@ class Task(ABC):
     """What the runtime and the evaluator need to know about a benchmark."""
 
     name: str
+    #: what the task asks of an agent, in a sentence or two (shown to the Meta-Agent for tool selection)
+    description: str
     #: fields every row must carry, with the type each must have
     required: Mapping[str, type | tuple[type, ...]]
     #: fields that reveal the answer; never shown to agents

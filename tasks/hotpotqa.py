@@ -10,6 +10,8 @@ from tasks.base import Task
 
 class HotpotQA(Task):
     name = "hotpotqa"
+    description = ("Answer multi-hop questions about people, places, works and events: the answer is a short "
+                   "phrase, found by combining facts from two encyclopedia pages.")
     required = {"id": (str, int), "question": str, "answer": str}
     primary = "em"
     metrics = ("em", "f1")

@@ -12,6 +12,8 @@ GRADE_BANDS = ((1, 4), (5, 8), (9, 12))
 
 class ScienceQA(Task):
     name = "scienceqa"
+    description = ("Answer multiple-choice science questions for school grades 1-12; many questions come "
+                   "with an image (a picture, map or diagram) that holds information needed to choose.")
     required = {"id": (str, int), "question": str, "choices": list, "answer": str}
     primary = "correct"
     metrics = ("correct",)

@@ -1,0 +1,1 @@
+"""The Meta-Agent's self-learning stages: tool selection, (later) self-instruct, synthesis, training."""

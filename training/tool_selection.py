@@ -1,0 +1,92 @@
+"""Tool selection: the Meta-Agent picks the tools a task needs from the pool (AutoAct stage 2).
+
+Two ways to ask, like every closed choice in autoact:
+- scored (default): for each tool, is ` yes` or ` no` the likelier answer to
+  "does this task need it?" — weak models always give a usable answer;
+- free: the model writes a list, which `parse_selection` reads robustly.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from dataclasses import dataclass, field
+from typing import Sequence
+
+from agents.llm import CompletionModel
+from autoact.errors import AutoactError
+from prompts.builder import load_template, render_tools
+from tools.base import ToolSpec
+
+log = logging.getLogger(__name__)
+
+_ITEM_SPLIT = re.compile(r"[\n,;]|\band\b|\bor\b", re.IGNORECASE)
+_BULLET = re.compile(r"^\s*(?:\(?\d+[.):]?\)?|[-*•+>]|tools?:|answer:|selected:)\s*", re.IGNORECASE)
+
+
+class SelectionError(AutoactError):
+    """The model named no tool of the pool."""
+
+
+@dataclass
+class Selection:
+    chosen: list[ToolSpec]
+    answer: str = ""  # what the model said (free mode) or a summary of the scores
+    ignored: list[str] = field(default_factory=list)  # names it gave that are not in the pool
+    scores: dict[str, float] = field(default_factory=dict)  # yes-minus-no margins (scored mode)
+
+
+def _name_pattern(name: str) -> re.Pattern[str]:
+    """`Image2Text` also as "image 2 text", "image-to-text", "IMAGE_TO_TEXT"; `KnowledgeGraph` as "knowledge graph"."""
+    parts = re.findall(r"[A-Z]+(?![a-z])|[A-Z]?[a-z]+|\d+", name) or [name]
+    alts = ["(?:2|to)" if p == "2" else re.escape(p) for p in parts]
+    return re.compile(r"(?<![A-Za-z0-9_])" + r"[\s_\-]*".join(alts) + r"(?![A-Za-z0-9_])", re.IGNORECASE)
+
+
+def parse_selection(answer: str, pool: Sequence[str]) -> tuple[list[str], list[str]]:
+    """Tool names of `pool` the answer mentions (in order, once each) and the unknown names it lists."""
+    patterns = {name: _name_pattern(name) for name in pool}
+    found: list[tuple[int, str]] = []
+    for name, pattern in patterns.items():
+        if match := pattern.search(answer):
+            found.append((match.start(), name))
+    chosen = [name for _, name in sorted(found)]
+    unknown: list[str] = []
+    for item in _ITEM_SPLIT.split(answer):
+        item = _BULLET.sub("", item).split(":", 1)[0].strip(" .`*\"'[]()")
+        if not item or any(p.search(item) for p in patterns.values()):
+            continue
+        if len(item.split()) == 1 and (re.fullmatch(r"[A-Z][A-Za-z0-9_]+", item) or "_" in item):
+            unknown.append(item)  # a lone tool-like name the pool does not have
+    return chosen, list(dict.fromkeys(unknown))
+
+
+def selection_prompt(task_description: str, pool: Sequence[ToolSpec]) -> str:
+    return load_template("select").substitute(task=task_description.strip(), tools=render_tools(pool))
+
+
+def select_tools(model: CompletionModel, task_description: str, pool: Sequence[ToolSpec],
+                 scored: bool = True, max_tokens: int = 80) -> Selection:
+    """Ask the model which tools of `pool` the task needs; SelectionError if it names none."""
+    prompt = selection_prompt(task_description, pool)
+    by_name = {spec.name: spec for spec in pool}
+    if scored:
+        margins = {}
+        for spec in pool:
+            cue = f"{prompt}\n\nDoes this task need the tool {spec.name}? Answer yes or no.\nAnswer:"
+            yes, no = model.score(cue, [" yes", " no"])
+            margins[spec.name] = round(yes - no, 3)
+        chosen = [name for name, m in margins.items() if m > 0]
+        summary = ", ".join(f"{n}: {m:+.2f}" for n, m in margins.items())
+        if not chosen:
+            raise SelectionError(f"the model answered 'no' for every tool (yes-minus-no log-likelihood: {summary})")
+        return Selection([by_name[n] for n in chosen], f"yes-no margins: {summary}", scores=margins)
+    answer = model.generate(f"{prompt}\nList the names of the tools this task needs, one per line.\nNeeded tools:",
+                            stop=["\n\n\n"], max_tokens=max_tokens)
+    chosen, unknown = parse_selection(answer, list(by_name))
+    for name in unknown:
+        log.warning("tool %r named by the model is not in the pool; ignored", name)
+    if not chosen:
+        raise SelectionError(f"the model named no tool of the pool ({', '.join(by_name)}). "
+                             f"Its answer was: {answer.strip()!r}")
+    return Selection([by_name[n] for n in chosen], answer, ignored=unknown)
