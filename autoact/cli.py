@@ -12,7 +12,7 @@ from typing import Sequence
 from rich.console import Console
 
 from agents.base import AgentSettings
-from agents.llm import DEFAULT_BASE_URL, EndpointConfig, EndpointModel
+from agents.llm import DEFAULT_BASE_URL, EndpointConfig
 from autoact.assembly import build_group, build_task_toolbox, resolve_role_models
 from autoact.errors import AutoactError, ConfigError
 from evaluation.report import summary_table
@@ -26,7 +26,7 @@ from tasks.base import Task
 console = Console(stderr=False)
 
 
-def _add_group_options(p: argparse.ArgumentParser) -> None:
+def add_group_options(p: argparse.ArgumentParser) -> None:
     """Options every command that runs the group shares."""
     p.add_argument("--task", required=True, choices=sorted(TASKS), help="benchmark the questions come from")
     p.add_argument("--base-url", default=DEFAULT_BASE_URL, help="OpenAI-compatible API of the FastChat server")
@@ -49,7 +49,7 @@ def _add_group_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--timeout", type=float, default=300.0, help="seconds per model request")
 
 
-def _group(args: argparse.Namespace, task: Task, rows: Sequence[dict] | None) -> AgentGroup:
+def make_group(args: argparse.Namespace, task: Task, rows: Sequence[dict] | None) -> AgentGroup:
     if args.max_steps < 1 or args.max_reflections < 0 or args.context_tokens < 64:
         raise ConfigError("--max-steps must be >= 1, --max-reflections >= 0 and --context-tokens >= 64")
     toolbox = build_task_toolbox(task, rows, args.tools, args.wiki)
@@ -73,7 +73,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         if task.name == "scienceqa":
             raise ConfigError("ScienceQA questions need their options: pass --data FILE with --id ID "
                               "(or a QUESTION that matches a row of FILE exactly)")
-    group = _group(args, task, rows)
+    group = make_group(args, task, rows)
     tracer = Tracer(console=console if args.trace or not args.trace_file else None,
                     jsonl=Path(args.trace_file) if args.trace_file else None)
     try:
@@ -102,7 +102,7 @@ def _find_row(rows: Sequence[dict], question: str | None, row_id: str | None) ->
 def cmd_eval(args: argparse.Namespace) -> int:
     task = get_task(args.task)
     rows = read_rows(args.data, task)
-    group = _group(args, task, rows)
+    group = make_group(args, task, rows)
     out = Path(args.out)
     tracer = Tracer(console=console if args.trace else None,
                     jsonl=Path(args.trace_file) if args.trace_file else None)
@@ -136,36 +136,11 @@ def cmd_demo(args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_select_tools(args: argparse.Namespace) -> int:
-    """The Meta-Agent chooses the task's tools from the pool; writes them as a tool list (DESIGN §2)."""
-    from tools import builtin_spec, registered_names, save_tool_specs
-    from training.tool_selection import select_tools
-
-    description = args.description
-    if description is None:
-        if args.task.lower() not in TASKS:
-            raise ConfigError(f"task {args.task!r} is not built in ({', '.join(sorted(TASKS))}): "
-                              "describe it with --description TEXT")
-        description = get_task(args.task).description
-    roles = resolve_role_models(args.base_url, args.api_key, args.model, no_reflect=True)
-    model = EndpointModel(EndpointConfig(base_url=args.base_url, api_key=args.api_key, model=roles.plan,
-                                         timeout=args.timeout))
-    pool = [builtin_spec(name) for name in registered_names()]
-    selection = select_tools(model, description, pool, scored=not args.free)
-    out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    save_tool_specs(out, selection.chosen)
-    for name in selection.ignored:
-        console.print(f"[yellow]warning:[/] the model named {name!r}, which is not in the pool; ignored")
-    console.print(f"Model said: {selection.answer.strip()}", highlight=False)
-    console.print(f"Selected for {args.task}: [bold]{', '.join(s.name for s in selection.chosen)}[/] → {out}")
-    return 0
-
-
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="autoact", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
 
+    from autoact.cli_training import add_training_parsers
     from serving.cli import add_serve_parser
     add_serve_parser(sub)
 
@@ -175,20 +150,10 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--id", default=None, help="answer the row with this id from --data")
     run.add_argument("--trace", action="store_true", help="print each step (default unless --trace-file)")
     run.add_argument("--trace-file", default=None, help="append each step as JSONL to this file")
-    _add_group_options(run)
+    add_group_options(run)
     run.set_defaults(func=cmd_run)
 
-    sel = sub.add_parser("select-tools", help="let the Meta-Agent choose the tools a task needs")
-    sel.add_argument("--task", required=True, help="a built-in task (hotpotqa, scienceqa) or a new task's name")
-    sel.add_argument("--description", default=None, help="what the task asks (required for a new task)")
-    sel.add_argument("--out", required=True, help="where to write the chosen tools (JSON)")
-    sel.add_argument("--base-url", default=DEFAULT_BASE_URL, help="OpenAI-compatible API of the FastChat server")
-    sel.add_argument("--api-key", default=None, help="API key of the server, if it requires one")
-    sel.add_argument("--model", default=None, help="the Meta-Agent (default: the served base model)")
-    sel.add_argument("--free", action="store_true", help="let the model write a list (parsed leniently) "
-                     "instead of scoring yes/no per tool")
-    sel.add_argument("--timeout", type=float, default=300.0, help="seconds per model request")
-    sel.set_defaults(func=cmd_select_tools)
+    add_training_parsers(sub)
 
     ev = sub.add_parser("eval", help="evaluate on a data file; resumable")
     _add_eval_options(ev)
@@ -211,7 +176,7 @@ def _add_eval_options(p: argparse.ArgumentParser, out_default: str | None = None
     p.add_argument("--trace", action="store_true", help="print every step")
     p.add_argument("--trace-file", default=None, help="append every step as JSONL to this file")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
-    _add_group_options(p)
+    add_group_options(p)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

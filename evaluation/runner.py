@@ -30,6 +30,9 @@ class EvalOptions:
     limit: int | None = None
     concurrency: int = 1
     progress: bool = True
+    results_file: str = "results.jsonl"
+    summary_file: str = "summary.json"
+    label: str = "eval"  # progress-bar label
 
 
 def run_episode(group: AgentGroup, task: Task, row: dict[str, Any],
@@ -53,9 +56,10 @@ def run_episode(group: AgentGroup, task: Task, row: dict[str, Any],
     state = final_state(updates, group.start(question, inputs))
     prediction = state.get("answer") or state.get("proposed_answer") or ""
     has_gold = "answer" in row
+    scores = task.score(prediction, row) if has_gold else {}
     return {
         "id": row["id"], "question": question, "gold": task.gold(row) if has_gold else None,
-        "prediction": prediction, **(task.score(prediction, row) if has_gold else {}), "group": task.group(row),
+        "prediction": prediction, **scores, "reward": scores.get(task.reward_metric), "group": task.group(row),
         "steps": len(state.get("steps") or []), "halted": bool(state.get("halted")),
         "halt_reason": state.get("halt_reason"), "error": error,
         "seconds": round(time.perf_counter() - start, 2), "transcript": state.get("steps") or [],
@@ -66,10 +70,10 @@ def evaluate(group: AgentGroup, task: Task, rows: Sequence[dict[str, Any]], opti
              tracer: Tracer | None = None,
              on_row: Callable[[dict[str, Any]], None] | None = None) -> dict[str, Any]:
     """Evaluate `rows` (the first `limit`), appending to `out_dir/results.jsonl`; returns the summary."""
-    results = ResultsFile(options.out_dir / "results.jsonl")
+    results = ResultsFile(options.out_dir / options.results_file)
     wanted = list(rows[: options.limit] if options.limit else rows)
     todo = results.pending(wanted)
-    bar = tqdm(total=len(wanted), initial=len(wanted) - len(todo), desc=f"eval {task.name}",
+    bar = tqdm(total=len(wanted), initial=len(wanted) - len(todo), desc=f"{options.label} {task.name}",
                unit="q", disable=not options.progress, dynamic_ncols=True)
 
     def record(result: dict[str, Any]) -> None:
@@ -91,5 +95,5 @@ def evaluate(group: AgentGroup, task: Task, rows: Sequence[dict[str, Any]], opti
         bar.close()
     wanted_ids = {r["id"] for r in wanted}
     summary = task.summarize([r for r in results.rows if str(r["id"]) in wanted_ids])
-    (options.out_dir / "summary.json").write_text(json.dumps(summary, indent=2) + "\n", encoding="utf-8")
+    (options.out_dir / options.summary_file).write_text(json.dumps(summary, indent=2) + "\n", encoding="utf-8")
     return summary

@@ -7,13 +7,19 @@ swapped per run without touching graph code.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Mapping
+from typing import Any, Mapping, Sequence
 
 from agents.base import FINISH, REFLECT, EpisodeView, PlanAgent, ReflectAgent, ToolAgent
 from tasks.base import Task
 from tools.base import ToolSpec
 from tools.spec import FINISH_SPEC, REFLECT_SPEC
 from tools.toolbox import Toolbox
+
+
+def prompt_tools(task_tools: Sequence[ToolSpec]) -> tuple[ToolSpec, ...]:
+    """The tools every role's prompt lists: the task's, then Finish and Reflect (handled by the graph)."""
+    own = tuple(s for s in task_tools if s.name not in (FINISH, REFLECT))
+    return (*own, FINISH_SPEC, REFLECT_SPEC)
 
 
 @dataclass(frozen=True)
@@ -43,7 +49,7 @@ class GroupContext:
     budget_role: str = "plan"  # whose prompt length the context budget is measured on
 
     def tool_specs(self) -> tuple[ToolSpec, ...]:
-        return (*self.toolbox.specs, FINISH_SPEC, REFLECT_SPEC)
+        return prompt_tools(self.toolbox.specs)
 
     def view(self, state: Mapping[str, Any]) -> EpisodeView:
         inputs = state.get("inputs") or {}

@@ -7,6 +7,7 @@ such as `Thought 3:` or `Action 3: Retrieve[`.
 
 from __future__ import annotations
 
+import hashlib
 import string
 from dataclasses import dataclass
 from functools import lru_cache
@@ -17,6 +18,15 @@ from autoact.errors import ConfigError
 from tools.base import ToolSpec
 
 ROLES = ("meta", "plan", "tool", "reflect")
+
+
+def prompts_version() -> str:
+    """A short hash of every template shipped here: which prompts produced a dataset or a run."""
+    digest = hashlib.sha256()
+    for path in sorted(resources.files("prompts").iterdir(), key=lambda p: p.name):
+        if path.name.endswith(".txt"):
+            digest.update(path.name.encode() + b"\0" + path.read_bytes())
+    return digest.hexdigest()[:12]
 
 
 @lru_cache(maxsize=None)

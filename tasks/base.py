@@ -47,16 +47,16 @@ class Task(ABC):
 
     @abstractmethod
     def score(self, prediction: str, row: Mapping[str, Any]) -> dict[str, float]:
-        """Metric values of one prediction; must contain `self.primary`."""
+        """Metric values of one prediction; must contain `self.reward_metric`."""
 
     @abstractmethod
     def group(self, row: Mapping[str, Any]) -> str:
         """The breakdown bucket of a row (difficulty level, grade band)."""
 
-    #: the metric that counts as success (reward) of an episode
-    primary: str
     #: metrics averaged in summaries
     metrics: tuple[str, ...]
+    #: the metric recorded as an episode's reward (trajectory filtering keeps reward 1)
+    reward_metric: str
 
     def summarize(self, rows: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
         """Overall and per-group means of the metrics over result rows."""

@@ -13,8 +13,8 @@ class HotpotQA(Task):
     description = ("Answer multi-hop questions about people, places, works and events: the answer is a short "
                    "phrase, found by combining facts from two encyclopedia pages.")
     required = {"id": (str, int), "question": str, "answer": str}
-    primary = "em"
     metrics = ("em", "f1")
+    reward_metric = "f1"
 
     def validate_more(self, row: dict) -> str | None:
         context = row.get("context", [])

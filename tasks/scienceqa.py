@@ -15,8 +15,8 @@ class ScienceQA(Task):
     description = ("Answer multiple-choice science questions for school grades 1-12; many questions come "
                    "with an image (a picture, map or diagram) that holds information needed to choose.")
     required = {"id": (str, int), "question": str, "choices": list, "answer": str}
-    primary = "correct"
     metrics = ("correct",)
+    reward_metric = "correct"
 
     def validate_more(self, row: dict) -> str | None:
         choices = row["choices"]

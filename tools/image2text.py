@@ -4,11 +4,17 @@ from __future__ import annotations
 
 import ast
 import re
+from pathlib import Path
 from typing import Any
+
+from PIL import Image
 
 from tools.base import ToolContext, ToolSpec
 
 NO_IMAGE = "There is no image for this question."
+IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".gif", ".bmp", ".webp", ".tif", ".tiff"}
+#: PNG text chunks that may hold a description of the image (Text2Image writes `Description`).
+_TEXT_CHUNKS = ("Description", "Caption", "Comment")
 _QUOTED = re.compile(r"'((?:[^'\\]|\\.)*)'|\"((?:[^\"\\]|\\.)*)\"")
 
 IMAGE2TEXT_SPEC = ToolSpec(
@@ -55,14 +61,48 @@ def ocr_texts(ocr: Any) -> list[str]:
     return texts
 
 
+def image_path(argument: str) -> Path | None:
+    """`argument` as an existing image file (by extension), else None."""
+    text = argument.strip().strip("\"'")
+    if not text or Path(text).suffix.lower() not in IMAGE_SUFFIXES:
+        return None
+    try:
+        path = Path(text).expanduser()
+        return path if path.is_file() else None
+    except (OSError, ValueError):
+        return None
+
+
+def describe_image_file(path: Path) -> str:
+    """What can be said offline about an image file: its embedded description, if any."""
+    try:
+        with Image.open(path) as image:
+            chunks = dict(getattr(image, "text", {}) or {})
+            size = f"{image.width}x{image.height}"
+    except (OSError, ValueError, Image.DecompressionBombError) as err:
+        return f"Cannot read the image {path}: {err}"
+    stored = next((chunks[k].strip() for k in _TEXT_CHUNKS if str(chunks.get(k, "")).strip()),
+                  None)
+    if stored:
+        return f"There is no precomputed caption for the image {path}; its embedded text: {stored}"
+    return (f"There is no precomputed caption for the image {path} ({size} pixels), and no "
+            "captioning model is available offline.")
+
+
 class Image2Text:
-    """Reads `caption` and `ocr` from the task row; the argument is not used."""
+    """Reads `caption` and `ocr` from the task row.
+
+    The argument matters only when the row has no caption and it names an image file: then
+    the answer says no caption is available for that file (plus any text embedded in it).
+    """
 
     def __init__(self, spec: ToolSpec = IMAGE2TEXT_SPEC) -> None:
         self.spec = spec
 
     def run(self, argument: str, ctx: ToolContext) -> str:
         caption = ctx.row.get("caption")
+        if _missing(caption) and (path := image_path(argument)) is not None:
+            return describe_image_file(path)
         texts = ocr_texts(ctx.row.get("ocr"))
         if _missing(caption) and not texts:
             return NO_IMAGE

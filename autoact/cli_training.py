@@ -1,0 +1,185 @@
+"""CLI commands of the Meta-Agent's self-learning stages: select-tools, synthesize, differentiate, inspect."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+from typing import Any, Callable
+
+from rich.table import Table
+
+from agents.llm import DEFAULT_BASE_URL, EndpointConfig, EndpointModel
+from autoact.assembly import resolve_role_models
+from autoact.errors import ConfigError
+
+
+def _endpoint_options(p: argparse.ArgumentParser, what: str = "the Meta-Agent") -> None:
+    p.add_argument("--base-url", default=DEFAULT_BASE_URL, help="OpenAI-compatible API of the FastChat server")
+    p.add_argument("--api-key", default=None, help="API key of the server, if it requires one")
+    p.add_argument("--model", default=None, help=f"{what} (default: the served base model)")
+    p.add_argument("--timeout", type=float, default=300.0, help="seconds per model request")
+
+
+def meta_agent(args: argparse.Namespace, temperature: float = 0.0) -> EndpointModel:
+    """The served base model (or `--model`) as one client."""
+    name = resolve_role_models(args.base_url, args.api_key, args.model, no_reflect=True).plan
+    return EndpointModel(EndpointConfig(base_url=args.base_url, api_key=args.api_key, model=name,
+                                        timeout=args.timeout, temperature=temperature))
+
+
+def cmd_select_tools(args: argparse.Namespace) -> int:
+    """The Meta-Agent chooses the task's tools from the pool; writes them as a tool list (DESIGN §2)."""
+    from autoact.cli import console
+    from tasks import TASKS, get_task
+    from tools import builtin_spec, registered_names, save_tool_specs
+    from training.tool_selection import select_tools
+
+    description = args.description
+    if description is None:
+        if args.task.lower() not in TASKS:
+            raise ConfigError(f"task {args.task!r} is not built in ({', '.join(sorted(TASKS))}): "
+                              "describe it with --description TEXT")
+        description = get_task(args.task).description
+    pool = [builtin_spec(name) for name in registered_names()]
+    selection = select_tools(meta_agent(args), description, pool, scored=not args.free)
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    save_tool_specs(out, selection.chosen)
+    for name in selection.ignored:
+        console.print(f"[yellow]warning:[/] the model named {name!r}, which is not in the pool; ignored")
+    console.print(f"Model said: {selection.answer.strip()}", highlight=False)
+    console.print(f"Selected for {args.task}: [bold]{', '.join(s.name for s in selection.chosen)}[/] → {out}")
+    return 0
+
+
+def cmd_synthesize(args: argparse.Namespace) -> int:
+    from autoact.cli import console, make_group
+    from evaluation.report import summary_table
+    from tasks import get_task, read_rows
+    from training.synthesize import synthesize
+
+    task = get_task(args.task)
+    questions = read_rows(args.questions, task)
+    corpus = read_rows(args.corpus, get_task("hotpotqa")) if args.corpus else questions
+    if args.model is None:
+        args.model = resolve_role_models(args.base_url, args.api_key).plan
+    args.plan_model = args.tool_model = args.reflect_model = None  # the Meta-Agent plays every role
+    group = make_group(args, task, corpus)
+    info = {"model": args.model, "base_url": args.base_url, "questions": str(args.questions),
+            "corpus": str(args.corpus) if args.corpus else None, "scored": not args.free_actions}
+    summary = synthesize(group, task, questions, Path(args.out), args.concurrency, not args.no_progress, info)
+    console.print(summary_table(summary, task.metrics, title=f"synthesis on {task.name} (success = reward 1)"))
+    return 0
+
+
+def _token_counter(spec: str) -> tuple[Callable[[str], int], str]:
+    if spec == "none":
+        return (lambda text: max(1, round(len(text) / 3.5))), "estimated (chars/3.5)"
+    from transformers import AutoTokenizer
+
+    from serving.model_store import resolve_model
+    tok = AutoTokenizer.from_pretrained(str(resolve_model(spec).path))
+    return (lambda text: len(tok(text, add_special_tokens=False).input_ids)), f"tokenizer of {spec}"
+
+
+def cmd_differentiate(args: argparse.Namespace) -> int:
+    from autoact.cli import console
+    from prompts.builder import prompts_version
+    from tools import default_tool_specs, load_tool_specs
+    from training.dataset import read_trajectories, write_dataset
+    from training.differentiate import differentiate
+    from training.synthesize import meta_path
+
+    path = Path(args.trajectories)
+    rows = read_trajectories(path)
+    meta: dict[str, Any] = json.loads(meta_path(path).read_text()) if meta_path(path).exists() else {}
+    if args.tools:
+        tools = load_tool_specs(args.tools)
+    elif meta.get("tools") is not None:
+        from tools.base import ToolSpec
+        tools = [ToolSpec.from_json(t, str(meta_path(path))) for t in meta["tools"]]
+    elif args.task:
+        tools = default_tool_specs(args.task)
+    else:
+        raise ConfigError(f"{meta_path(path)} is missing: pass --tools FILE or --task NAME to say which tools "
+                          "the trajectories used")
+    data = differentiate(rows, tools, args.min_reward, args.max_trajectories)
+    count, how = _token_counter(args.tokenizer)
+    source = {"trajectories": str(path), "synthesis": meta, "prompts_version": prompts_version(),
+              "min_reward": args.min_reward, "max_trajectories": args.max_trajectories, "token_counts": how}
+    stats = write_dataset(Path(args.out), data, len(rows), source, count)
+    _print_stats(stats)
+    return 0
+
+
+def _print_stats(stats: dict[str, Any]) -> None:
+    from autoact.cli import console
+    console.print(f"trajectories {stats['trajectories']}, kept {stats['kept']} "
+                  f"({100 * stats['success_rate']:.1f}%), dropped {stats['dropped']}")
+    table = Table(title="pairs per role")
+    for col in ("role", "pairs", "prompt tokens (mean/max)", "completion tokens (mean/max)"):
+        table.add_column(col, justify="right")
+    for role, r in stats["roles"].items():
+        table.add_row(role, str(r["pairs"]), f"{r['prompt_tokens']['mean']}/{r['prompt_tokens']['max']}",
+                      f"{r['completion_tokens']['mean']}/{r['completion_tokens']['max']}")
+    console.print(table)
+
+
+def cmd_inspect(args: argparse.Namespace) -> int:
+    """Print a few kept trajectories and the dataset stats, for a person to judge quality."""
+    from autoact.cli import console
+    from training.dataset import read_trajectories
+
+    if args.dataset:
+        _print_stats(json.loads((Path(args.dataset) / "stats.json").read_text()))
+    if args.trajectories:
+        rows = read_trajectories(Path(args.trajectories))
+        kept = [r for r in rows if float(r.get("reward") or 0) >= args.min_reward and not r.get("halted")]
+        console.print(f"{len(kept)} of {len(rows)} trajectories reach reward {args.min_reward}; showing {args.n}")
+        for row in kept[: args.n]:
+            console.print(f"\n[bold]{row['id']}[/] {row['question']}  [dim](gold: {row.get('gold')})[/]",
+                          highlight=False)
+            for i, s in enumerate(row["transcript"], 1):
+                console.print(f"  {i}. [cyan]{s.get('thought', '')}[/]\n     {s.get('action')}[{s.get('argument')}]"
+                              f" → {s.get('observation', '')[:200]}", highlight=False)
+    return 0
+
+
+def add_training_parsers(sub: argparse._SubParsersAction) -> None:
+    from autoact.cli import add_group_options
+
+    sel = sub.add_parser("select-tools", help="let the Meta-Agent choose the tools a task needs")
+    sel.add_argument("--task", required=True, help="a built-in task (hotpotqa, scienceqa) or a new task's name")
+    sel.add_argument("--description", default=None, help="what the task asks (required for a new task)")
+    sel.add_argument("--out", required=True, help="where to write the chosen tools (JSON)")
+    sel.add_argument("--free", action="store_true", help="let the model write a list (parsed leniently) "
+                     "instead of scoring yes/no per tool")
+    _endpoint_options(sel)
+    sel.set_defaults(func=cmd_select_tools)
+
+    syn = sub.add_parser("synthesize", help="the Meta-Agent solves generated questions with the runtime graph")
+    syn.add_argument("--questions", required=True, help="questions JSONL (from self-instruct)")
+    syn.add_argument("--out", required=True, help="trajectories JSONL (appended; resumable)")
+    syn.add_argument("--corpus", default=None, help="HotpotQA-format JSONL whose context paragraphs form the docstore")
+    syn.add_argument("--concurrency", type=int, default=1, help="episodes run at once")
+    syn.add_argument("--no-progress", action="store_true", help="no progress bar")
+    add_group_options(syn)
+    syn.set_defaults(func=cmd_synthesize)
+
+    dif = sub.add_parser("differentiate", help="filter correct trajectories into plan/tool/reflect training pairs")
+    dif.add_argument("--trajectories", required=True, help="trajectories JSONL from `autoact synthesize`")
+    dif.add_argument("--out", required=True, help="output directory for plan/tool/reflect.jsonl and stats.json")
+    dif.add_argument("--max-trajectories", type=int, default=200, help="keep at most this many trajectories")
+    dif.add_argument("--min-reward", type=float, default=1.0, help="keep trajectories with at least this reward")
+    dif.add_argument("--tools", default=None, help="tool list the trajectories used (default: from the meta file)")
+    dif.add_argument("--task", default=None, help="task whose default tools to assume when there is no meta file")
+    dif.add_argument("--tokenizer", default="default", help="tokenizer for length stats: default, a model dir, or none")
+    dif.set_defaults(func=cmd_differentiate)
+
+    ins = sub.add_parser("inspect", help="print kept trajectories and dataset stats")
+    ins.add_argument("--trajectories", default=None, help="trajectories JSONL")
+    ins.add_argument("--dataset", default=None, help="a differentiated dataset directory")
+    ins.add_argument("--n", type=int, default=3, help="how many trajectories to show")
+    ins.add_argument("--min-reward", type=float, default=1.0, help="what counts as a kept trajectory")
+    ins.set_defaults(func=cmd_inspect)

@@ -1,0 +1,81 @@
+"""Filtering and differentiation: pairs of a hand-written trajectory, and prompts equal to the runtime's."""
+
+from __future__ import annotations
+
+import json
+
+from agents.plan import ModelPlanAgent
+from agents.reflect import ModelReflectAgent
+from agents.tool import ModelToolAgent
+from graph import AgentGroup, GroupContext
+from tasks import get_task
+from tests.fakes import ScriptedModel
+from tests.helpers import ROWS, hotpot_toolbox
+from tools import default_tool_specs
+from training.dataset import write_dataset
+from training.differentiate import differentiate, trajectory_pairs
+
+TOOLS = default_tool_specs("hotpotqa")
+Q = ROWS[0]["question"]
+STEPS = [
+    {"node": "plan", "thought": "Find the country page.", "action": "Retrieve", "argument": "Freedonia",
+     "observation": "Freedonia is a small country. Its capital is Fredville."},
+    {"node": "plan", "thought": "The capital is Fredville.", "action": "Finish", "argument": "Fredville",
+     "observation": "Proposed answer: Fredville. Now reflect on whether it is right."},
+    {"node": "reflect", "thought": "The page says so.", "action": "Reflect", "argument": "right",
+     "observation": "The answer Fredville is accepted."},
+]
+
+
+def test_pairs_of_a_hand_written_trajectory():
+    pairs = trajectory_pairs(Q, STEPS, TOOLS, "q1")
+    assert [p["completion"] for p in pairs["plan"]] == [
+        " Find the country page.\n", " Retrieve", " The capital is Fredville.\n", " Finish"]
+    assert [p["completion"] for p in pairs["tool"]] == ["Freedonia]", "Fredville]"]
+    assert [p["completion"] for p in pairs["reflect"]] == [" The page says so.\n", "right]"]
+    assert pairs["plan"][0]["prompt"].endswith(f"Question: {Q}\nThought 1:")
+    assert pairs["plan"][3]["prompt"].endswith("Thought 2: The capital is Fredville.\nAction 2:")
+    assert pairs["tool"][1]["prompt"].endswith("Action 2: Finish[")
+    assert "Observation 1: Freedonia is a small country." in pairs["tool"][1]["prompt"]
+    assert pairs["reflect"][1]["prompt"].endswith("Thought 3: The page says so.\nAction 3: Reflect[")
+    assert "planner" in pairs["plan"][0]["prompt"] and "reviewer" in pairs["reflect"][0]["prompt"]
+
+
+def test_pair_prompts_equal_what_the_runtime_sends_each_role():
+    plan = ScriptedModel(generations=[s["thought"] for s in STEPS[:2]], prefer=["Retrieve", "Finish"], name="plan")
+    tool = ScriptedModel(generations=["Freedonia", "Fredville"], name="tool")
+    reflect = ScriptedModel(generations=["The page says so."], prefer=["right"], name="reflect")
+    ctx = GroupContext(plan=ModelPlanAgent(plan), tool=ModelToolAgent(tool), reflect=ModelReflectAgent(reflect),
+                       toolbox=hotpot_toolbox(), task=get_task("hotpotqa"))
+    state = AgentGroup(ctx).invoke(Q)
+    pairs = trajectory_pairs(Q, state["steps"], ctx.toolbox.specs)
+    assert [p["prompt"] for p in pairs["plan"]] == plan.prompts
+    assert [p["prompt"] for p in pairs["tool"]] == tool.prompts
+    assert [p["prompt"] for p in pairs["reflect"]] == reflect.prompts
+
+
+def trajectory(i, reward=1.0, **extra):
+    return {"id": f"t{i}", "question": Q, "transcript": STEPS, "reward": reward, "halted": False, "error": None,
+            **extra}
+
+
+def test_filtering_keeps_only_exactly_right_finished_trajectories(tmp_path):
+    rows = [trajectory(1), trajectory(2, reward=0.5), trajectory(3, halted=True), trajectory(4, error="boom"),
+            {**trajectory(5), "transcript": []}, trajectory(6), trajectory(7)]
+    data = differentiate(rows, TOOLS, min_reward=1.0, max_trajectories=2)
+    assert data.kept == 2
+    assert dict(data.dropped) == {"reward below threshold": 1, "halted": 1, "error": 1, "empty transcript": 1,
+                                  "over --max-trajectories": 1}
+    stats = write_dataset(tmp_path, data, len(rows), {"model": "m"}, lambda text: len(text.split()))
+    assert stats["roles"]["plan"]["pairs"] == 8 and stats["roles"]["tool"]["pairs"] == 4
+    assert stats["roles"]["reflect"]["pairs"] == 4 and stats["success_rate"] == round(2 / 7, 4)
+    lines = (tmp_path / "tool.jsonl").read_text().splitlines()
+    assert len(lines) == 4 and set(json.loads(lines[0])) >= {"prompt", "completion", "source", "step"}
+    assert json.loads((tmp_path / "stats.json").read_text())["source"] == {"model": "m"}
+
+
+def test_invalid_steps_give_no_pairs():
+    bad = [{"node": "plan", "thought": "?", "action": "", "argument": "", "observation": "Invalid action: x"},
+           *STEPS]
+    pairs = trajectory_pairs(Q, bad, TOOLS)
+    assert len(pairs["plan"]) == 4 and pairs["plan"][0]["step"] == 2

@@ -1,0 +1,89 @@
+"""Filtering and differentiation (DESIGN.md §4): correct trajectories → prompt/completion pairs per role.
+
+Every prompt is produced by the runtime's own `PromptBuilder` for that role,
+so a pair's prompt is byte for byte what the role's agent is sent at that step;
+the completion is what the agent's model is asked for there:
+
+- plan: `Thought n:` → ` <thought>`; `… Action n:` → ` <ActionName>`
+- tool: `… Action n: Name[` → `<argument>]`
+- reflect: `Thought n:` → ` <thought>`; `… Action n: Reflect[` → `right]` / `wrong]`
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import Any, Iterable, Mapping, Sequence
+
+from agents.base import FINISH, REFLECT
+from graph.context import prompt_tools
+from prompts.builder import PromptBuilder
+from tools.base import ToolSpec
+
+ROLES = ("plan", "tool", "reflect")
+
+
+@dataclass
+class Differentiated:
+    pairs: dict[str, list[dict[str, Any]]] = field(default_factory=lambda: {r: [] for r in ROLES})
+    kept: int = 0
+    dropped: Counter = field(default_factory=Counter)  # reason → count
+
+
+def trajectory_pairs(question: str, steps: Sequence[Mapping[str, Any]], tools: Sequence[ToolSpec],
+                     source: str = "") -> dict[str, list[dict[str, Any]]]:
+    """The training pairs of one trajectory, per role, in step order."""
+    out: dict[str, list[dict[str, Any]]] = {r: [] for r in ROLES}
+    specs = prompt_tools(tools)
+    builders = {role: PromptBuilder(role, specs) for role in ROLES}
+    for i, step in enumerate(steps):
+        before, thought, action = list(steps[:i]), step.get("thought", ""), step.get("action", "")
+        meta = {"source": source, "step": i + 1}
+        if step.get("node") == "reflect":
+            b = builders["reflect"]
+            out["reflect"].append({"prompt": b.thought(question, before), "completion": f" {thought}\n",
+                                   "kind": "thought", **meta})
+            out["reflect"].append({"prompt": b.action(question, before, thought) + f" {REFLECT}[",
+                                   "completion": f"{step.get('argument', '')}]", "kind": "verdict", **meta})
+            continue
+        if not action or action == REFLECT or step.get("observation", "").startswith("Invalid action"):
+            continue  # unusable steps teach nothing
+        b = builders["plan"]
+        out["plan"].append({"prompt": b.thought(question, before), "completion": f" {thought}\n",
+                            "kind": "thought", **meta})
+        out["plan"].append({"prompt": b.action(question, before, thought), "completion": f" {action}",
+                            "kind": "action", **meta})
+        out["tool"].append({"prompt": builders["tool"].argument(question, before, thought, action),
+                            "completion": f"{step.get('argument', '')}]", "kind": "argument", **meta})
+    return out
+
+
+def differentiate(trajectories: Iterable[Mapping[str, Any]], tools: Sequence[ToolSpec],
+                  min_reward: float = 1.0, max_trajectories: int | None = None) -> Differentiated:
+    """Keep trajectories whose reward reaches `min_reward` (and that finished), cut them into pairs."""
+    result = Differentiated()
+    for row in trajectories:
+        reason = _drop_reason(row, min_reward)
+        if reason is None and max_trajectories is not None and result.kept >= max_trajectories:
+            reason = "over --max-trajectories"
+        if reason:
+            result.dropped[reason] += 1
+            continue
+        result.kept += 1
+        for role, pairs in trajectory_pairs(row["question"], row["transcript"], tools, str(row["id"])).items():
+            result.pairs[role].extend(pairs)
+    return result
+
+
+def _drop_reason(row: Mapping[str, Any], min_reward: float) -> str | None:
+    if row.get("error"):
+        return "error"
+    if row.get("halted"):
+        return "halted"
+    if not row.get("transcript"):
+        return "empty transcript"
+    if float(row.get("reward") or 0.0) < min_reward:
+        return "reward below threshold"
+    if not any(s.get("action") == FINISH for s in row["transcript"]):
+        return "no Finish"
+    return None

@@ -1,0 +1,41 @@
+"""Trajectory synthesis: the Meta-Agent (one model behind every role) solves generated questions
+with the runtime graph itself; one row per question, resumable like `eval`.
+
+Next to `trajectories.jsonl` it writes `trajectories.meta.json`: the task, model, tools,
+prompts version and limits that produced the rows, so differentiation can rebuild the
+exact prompts and a dataset can be traced to its run.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+from typing import Any, Sequence
+
+from evaluation.runner import EvalOptions, evaluate
+from graph.group import AgentGroup
+from prompts.builder import prompts_version
+from tasks.base import Task
+
+
+def meta_path(trajectories: Path) -> Path:
+    return trajectories.with_name(trajectories.stem + ".meta.json")
+
+
+def synthesize(group: AgentGroup, task: Task, questions: Sequence[dict[str, Any]], out: Path,
+               concurrency: int = 1, progress: bool = True, run_info: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Run every question through `group`, appending rows to `out`; returns the summary."""
+    out.parent.mkdir(parents=True, exist_ok=True)
+    ctx = group.context
+    meta = {
+        "task": task.name, "tools": [s.to_json() for s in ctx.toolbox.specs], "prompts_version": prompts_version(),
+        "limits": ctx.limits.__dict__, "started": time.strftime("%Y-%m-%dT%H:%M:%S"), **(run_info or {}),
+    }
+    path = meta_path(out)
+    if path.exists():  # a resumed run keeps its first record and notes the restart
+        meta = {**json.loads(path.read_text(encoding="utf-8")), "resumed": meta["started"]}
+    path.write_text(json.dumps(meta, indent=2) + "\n", encoding="utf-8")
+    options = EvalOptions(out.parent, concurrency=concurrency, progress=progress, results_file=out.name,
+                          summary_file=out.stem + ".summary.json", label="synthesize")
+    return evaluate(group, task, questions, options)
