@@ -23,13 +23,17 @@ ROLE_NAMES = ("plan", "tool", "reflect")
 
 
 def build_task_toolbox(task: Task, rows: Sequence[dict] | None = None, tools_file: str | Path | None = None,
-                       wiki: Literal["offline", "live"] = "offline") -> Toolbox:
-    """The task's tool set (from `tools_file` or the built-in default) over its page sources.
+                       wiki: Literal["offline", "live"] = "offline", database: str | Path | None = None,
+                       triples: str | Path | None = None, image_dir: str | Path | None = None) -> Toolbox:
+    """The task's tool set (from `tools_file` or the built-in default) over its resources.
 
-    Offline, HotpotQA-style rows' `context` paragraphs (all rows pooled) form the docstore.
+    Offline, HotpotQA-style rows' `context` paragraphs (all rows pooled) form the docstore;
+    `database` (SQLite), `triples` (RDF or CSV triples) and `image_dir` serve the tools that need them.
     """
     specs = load_tool_specs(tools_file) if tools_file else default_tool_specs(task.name)
-    resources = ToolResources()
+    resources = ToolResources(database=Path(database) if database else None,
+                              triples=Path(triples) if triples else None,
+                              image_dir=Path(image_dir) if image_dir else None)
     if wiki == "live":
         resources.pages = WikipediaSource()
     if rows and any(r.get("context") for r in rows):

@@ -39,6 +39,9 @@ def add_group_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--tools", default=None, help="tool list JSON (DESIGN §2); default: the task's built-in set")
     p.add_argument("--wiki", choices=("offline", "live"), default="offline",
                    help="Retrieve from the data file's context paragraphs, or live Wikipedia")
+    p.add_argument("--database", default=None, help="SQLite file the Database tool queries (read-only)")
+    p.add_argument("--triples", default=None, help="triple file (RDF or CSV) the KnowledgeGraph tool queries")
+    p.add_argument("--image-dir", default=None, help="where Text2Image writes its PNG files")
     p.add_argument("--free-actions", action="store_true",
                    help="let models write actions and verdicts freely (parsed leniently) instead of scoring choices")
     p.add_argument("--prompts", choices=("auto", "meta", "roles"), default="auto",
@@ -52,7 +55,7 @@ def add_group_options(p: argparse.ArgumentParser) -> None:
 def make_group(args: argparse.Namespace, task: Task, rows: Sequence[dict] | None) -> AgentGroup:
     if args.max_steps < 1 or args.max_reflections < 0 or args.context_tokens < 64:
         raise ConfigError("--max-steps must be >= 1, --max-reflections >= 0 and --context-tokens >= 64")
-    toolbox = build_task_toolbox(task, rows, args.tools, args.wiki)
+    toolbox = build_task_toolbox(task, rows, args.tools, args.wiki, args.database, args.triples, args.image_dir)
     roles = resolve_role_models(args.base_url, args.api_key, args.model, args.plan_model,
                                 args.tool_model, args.reflect_model, args.no_reflect)
     endpoint = EndpointConfig(base_url=args.base_url, api_key=args.api_key, timeout=args.timeout)

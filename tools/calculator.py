@@ -88,27 +88,32 @@ _FUNCTIONS: dict[str, Callable[..., Number]] = {
 _CONSTANTS: dict[str, float] = {"pi": math.pi, "e": math.e, "tau": math.tau}
 
 _THOUSANDS = re.compile(r"(?<![\w.])\d{1,3}(?:,\d{3})+(?!\d)")
-_CALL_OPEN = re.compile(r"[A-Za-z_]\w*\s*$")
+_CALL_OPEN = re.compile(r"([A-Za-z_]\w*)\s*$")
+_MULTI_ARGUMENT = {"log", "round", "min", "max", "pow"}
 
 
 def _drop_thousands_commas(text: str) -> str:
-    """`1,000` → `1000`, except inside function calls, where a comma separates arguments."""
+    """`1,000` → `1000`, except directly inside calls of functions taking several arguments,
+    where a comma separates arguments (`max(1,234)` stays two numbers)."""
     out: list[str] = []
-    stack: list[bool] = []  # one entry per open parenthesis: is it a function call?
-    segment_start = 0
+    separates: list[bool] = []  # per open parenthesis: do its commas separate arguments?
+    start = 0
 
     def flush(end: int) -> None:
-        piece = text[segment_start:end]
-        out.append(piece if stack and stack[-1] else _THOUSANDS.sub(lambda m: m[0].replace(",", ""), piece))
+        piece = text[start:end]
+        if not (separates and separates[-1]):
+            piece = _THOUSANDS.sub(lambda m: m[0].replace(",", ""), piece)
+        out.append(piece)
 
     for i, char in enumerate(text):
         if char in "()":
             flush(i)
-            segment_start = i
+            start = i
             if char == "(":
-                stack.append(bool(_CALL_OPEN.search(text[:i])))
-            elif stack:
-                stack.pop()
+                call = _CALL_OPEN.search(text[max(0, i - 40):i])
+                separates.append(call is not None and call[1] in _MULTI_ARGUMENT)
+            elif separates:
+                separates.pop()
     flush(len(text))
     return "".join(out)
 

@@ -106,7 +106,8 @@ class Database:
         except sqlite3.Error as err:
             message = str(err)
             if "interrupted" in message:
-                return f"SQL error: the query took longer than {self.timeout_s:g} s and was stopped."
+                return (f"SQL error: the query took longer than {self.timeout_s:g} s "
+                        "and was stopped.")
             if "not authorized" in message:
                 return "SQL error: only reading is allowed."
             hint = f" Tables: {self.tables()}." if "no such" in message else ""

@@ -72,7 +72,8 @@ def _read_delimited(path: Path, text: str, delimiter: str | None) -> Graph:
         if len(cells) != 3 or not all(cells):
             raise ConfigError(f"{path}:{reader.line_num}: expected subject{delimiter}predicate"
                               f"{delimiter}object, got {len(cells)} field(s)")
-        graph.add(tuple(URIRef(PLAIN_NS + quote(c, safe="")) for c in cells))  # type: ignore[arg-type]
+        subject, predicate, obj = (URIRef(PLAIN_NS + quote(c, safe="")) for c in cells)
+        graph.add((subject, predicate, obj))
     return graph
 
 

@@ -186,7 +186,8 @@ def verbalize(header: list[str], rows: list[list[str]], max_rows: int = 50) -> s
     for number, row in enumerate(rows[:max_rows], 1):
         names = header + [f"column {i}" for i in range(len(header) + 1, len(row) + 1)]
         pairs = [f"{name} is {cell}" for name, cell in zip(names, row) if cell]
-        sentences.append(f"Row {number}: {', '.join(pairs)}." if pairs else f"Row {number} is empty.")
+        sentences.append(f"Row {number}: {', '.join(pairs)}." if pairs
+                         else f"Row {number} is empty.")
     if len(rows) > max_rows:
         sentences.append(f"… {len(rows) - max_rows} more rows.")
     return " ".join(sentences)

@@ -1,4 +1,4 @@
-"""Text2Image[text]: render text into a PNG (word-wrapped, Pillow's default font) and return its path.
+"""Text2Image[text]: draw text into a word-wrapped PNG (Pillow's default font); return its path.
 
 The rendered text is also stored in the PNG's `Description` text chunk, so Image2Text can read
 it back without a captioning model.
