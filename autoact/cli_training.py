@@ -42,7 +42,8 @@ def cmd_select_tools(args: argparse.Namespace) -> int:
                               "describe it with --description TEXT")
         description = get_task(args.task).description
     pool = [builtin_spec(name) for name in registered_names()]
-    selection = select_tools(meta_agent(args), description, pool, scored=not args.free)
+    selection = select_tools(meta_agent(args), description, pool, scored=not args.free,
+                             calibrate=not args.no_calibration)
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     save_tool_specs(out, selection.chosen)
@@ -155,6 +156,8 @@ def add_training_parsers(sub: argparse._SubParsersAction) -> None:
     sel.add_argument("--out", required=True, help="where to write the chosen tools (JSON)")
     sel.add_argument("--free", action="store_true", help="let the model write a list (parsed leniently) "
                      "instead of scoring yes/no per tool")
+    sel.add_argument("--no-calibration", action="store_true", help="use raw yes/no margins, not margins "
+                     "relative to a content-free task")
     _endpoint_options(sel)
     sel.set_defaults(func=cmd_select_tools)
 

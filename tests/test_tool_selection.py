@@ -42,16 +42,26 @@ def pool():
 
 def test_scored_selection_keeps_tools_with_yes_above_no():
     model = ScriptedModel(prefer=["yes", "no", "yes", "no"])
-    sel = select_tools(model, "Answer questions from an encyclopedia.", pool())
+    sel = select_tools(model, "Answer questions from an encyclopedia.", pool(), calibrate=False)
     assert [s.name for s in sel.chosen] == ["Retrieve", "Search"]
     assert sel.scores == {"Retrieve": 5.0, "Lookup": -5.0, "Search": 5.0, "Image2Text": -5.0}
     assert "Does this task need the tool Retrieve?" in model.prompts[0]
     assert "Task: Answer questions from an encyclopedia." in model.prompts[0]
 
 
+def test_calibration_subtracts_the_content_free_margins():
+    # with the task: yes, no, yes, no; with the content-free task "N/A": yes, yes, no, no
+    model = ScriptedModel(prefer=["yes", "no", "yes", "no", "yes", "yes", "no", "no"])
+    sel = select_tools(model, "Answer questions from an encyclopedia.", pool())
+    # Retrieve is "yes" whatever the task says, so the task adds nothing for it; Search gains 10
+    assert sel.scores == {"Retrieve": 0.0, "Lookup": -10.0, "Search": 10.0, "Image2Text": 0.0}
+    assert [s.name for s in sel.chosen] == ["Search"]
+    assert "Task: N/A" in model.prompts[4] and "calibrated" in sel.answer
+
+
 def test_scored_selection_that_refuses_everything_fails_clearly():
     with pytest.raises(SelectionError, match="answered 'no' for every tool"):
-        select_tools(ScriptedModel(prefer=["no"] * 4), "t", pool())
+        select_tools(ScriptedModel(prefer=["no"] * 4), "t", pool(), calibrate=False)
 
 
 def test_free_selection_parses_and_warns_about_unknown_names(caplog):

@@ -6,13 +6,15 @@ says which were available.
 1. Namespaces through util-linux ``unshare``: a network namespace (only a downed loopback,
    so no connections at all, not even to 127.0.0.1), a PID namespace (its own /proc, other
    processes invisible, and the whole tree dies with its init) and a mount namespace in
-   which the bootstrap remounts everything read-only and nosuid and puts a size-capped tmpfs
-   on the scratch directory. If ``unshare`` is missing or refused (e.g. a container without
-   CAP_SYS_ADMIN), the sandbox tries a network namespace alone, then none, and relies on
-   the layers below.
-2. When we are root: the child drops to an unprivileged uid/gid (65534 by default) with no
-   supplementary groups, after setting no_new_privs. Not root: no drop; with ``unshare`` it
-   runs as root of a fresh user namespace, which maps to our own uid.
+   which the bootstrap remounts everything read-only and nosuid, hides /tmp, /var/tmp, /run
+   and /dev/shm (their files and Unix sockets) behind empty tmpfs, and mounts a size-capped
+   tmpfs as the scratch directory. If ``unshare`` is missing or refused (e.g. a container
+   without CAP_SYS_ADMIN), the sandbox tries a network namespace alone, then none, and
+   relies on the layers below.
+2. Privileges: no_new_privs and an empty capability bounding set; when we are root, the child
+   then switches to an unprivileged uid/gid (65534 by default) with no supplementary groups.
+   Not root: with ``unshare`` the child is root of a fresh user namespace (our own uid
+   outside) and drops every capability; without it, it keeps our uid.
 3. rlimits: address space, CPU seconds, processes (threads count), file size, open files, no
    core files. RLIMIT_NPROC counts every process of the uid, so sandboxes running at once
    share that allowance.
@@ -32,6 +34,7 @@ devices; below the hook, the dropped uid can read only world-readable files.
 
 from __future__ import annotations
 
+import functools
 import json
 import math
 import os
@@ -168,7 +171,6 @@ class Sandbox:
     def _candidates(self) -> list[Launch]:
         root = os.geteuid() == 0
         drop = (self.uid, self.gid) if root else None
-        who = f"uid {self.uid}" if root else "no uid drop (not root)"
         unshare = shutil.which("unshare") or next(
             (p for p in ("/usr/bin/unshare", "/bin/unshare") if os.path.exists(p)), None)
         shapes: list[tuple[tuple[str, ...], bool, str]] = []
@@ -179,7 +181,13 @@ class Sandbox:
                            "net+pid+mount namespaces"))
             shapes.append(((unshare, *user, "--net", "--"), False, "net namespace only"))
         shapes.append(((), False, "no namespaces"))
-        return [Launch(prefix, python, drop, init, f"{what}; {who}")
+
+        def who(prefix: tuple[str, ...]) -> str:
+            if root:
+                return f"uid {self.uid}"
+            return "user namespace, no capabilities" if prefix else "own uid (not root)"
+
+        return [Launch(prefix, python, drop, init, f"{what}; {who(prefix)}")
                 for prefix, init, what in shapes for python in self._interpreters()]
 
     def _probe_launches(self) -> Launch | str:
@@ -210,7 +218,7 @@ class Sandbox:
         result = SandboxResult(isolation=launch.description)
         base = ""
         try:
-            base = tempfile.mkdtemp(prefix="autoact-code-")
+            base = tempfile.mkdtemp(prefix="autoact-code-", dir=_scratch_parent())
             os.chmod(base, 0o711)  # others may enter, not list: the scratch name stays private
             scratch = os.path.join(base, secrets.token_hex(8))
             os.mkdir(scratch, 0o700)
@@ -269,41 +277,53 @@ class Sandbox:
             result.exit_code = proc.returncode
 
 
+@functools.lru_cache(maxsize=1)
+def _scratch_parent() -> str:
+    """A temp directory everyone can traverse: the child re-enters scratch after its uid drop."""
+    for candidate in (tempfile.gettempdir(), "/tmp", "/var/tmp", "/dev/shm"):
+        path = Path(candidate).resolve()
+        if path.is_dir() and all(p.stat().st_mode & 0o001 for p in (path, *path.parents)):
+            return str(path)
+    return tempfile.gettempdir()
+
+
 def _collect(proc: subprocess.Popen[bytes], deadline: float, cap: int,
              result: SandboxResult) -> tuple[bytes, bytes]:
     """Read both pipes until EOF, the deadline or `cap` bytes; then make sure nothing is left."""
     assert proc.stdout is not None and proc.stderr is not None
     buffers = {"out": bytearray(), "err": bytearray()}
     total = 0
-    with selectors.DefaultSelector() as selector:
-        selector.register(proc.stdout, selectors.EVENT_READ, "out")
-        selector.register(proc.stderr, selectors.EVENT_READ, "err")
-        while selector.get_map() and not result.output_capped:
-            remaining = deadline - time.monotonic()
-            if remaining <= 0:
-                result.timed_out = True
-                break
-            for key, _ in selector.select(remaining):
-                chunk = os.read(key.fd, 65536)
-                if not chunk:
-                    selector.unregister(key.fileobj)
-                    continue
-                buffers[key.data] += chunk[:max(cap - total, 0)]
-                total += len(chunk)
-                if total > cap:
-                    result.output_capped = True
-    if not (result.timed_out or result.output_capped):
-        result.timed_out = not _wait_exit(proc.pid, deadline)
-    # The leader is not reaped yet, so its process-group id cannot have been reused.
     try:
-        os.killpg(proc.pid, signal.SIGKILL)
-    except (ProcessLookupError, PermissionError):
-        pass
-    try:
-        proc.wait(timeout=10)
+        with selectors.DefaultSelector() as selector:
+            selector.register(proc.stdout, selectors.EVENT_READ, "out")
+            selector.register(proc.stderr, selectors.EVENT_READ, "err")
+            while selector.get_map() and not result.output_capped:
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    result.timed_out = True
+                    break
+                for key, _ in selector.select(remaining):
+                    chunk = os.read(key.fd, 65536)
+                    if not chunk:
+                        selector.unregister(key.fileobj)
+                        continue
+                    buffers[key.data] += chunk[:max(cap - total, 0)]
+                    total += len(chunk)
+                    if total > cap:
+                        result.output_capped = True
+        if not (result.timed_out or result.output_capped):
+            result.timed_out = not _wait_exit(proc.pid, deadline)
     finally:
-        proc.stdout.close()
-        proc.stderr.close()
+        # The leader is not reaped yet, so its process-group id cannot have been reused.
+        try:
+            os.killpg(proc.pid, signal.SIGKILL)
+        except (ProcessLookupError, PermissionError):
+            pass
+        try:
+            proc.wait(timeout=10)
+        finally:
+            proc.stdout.close()
+            proc.stderr.close()
     return bytes(buffers["out"]), bytes(buffers["err"])
 
 
@@ -341,11 +361,11 @@ def _read_report(fd: int) -> dict[str, object]:
 
 # -- observations ----------------------------------------------------------------------------
 
-_SIGNAL_MEANING = {
-    signal.SIGXCPU: "CPU time limit exceeded",
-    signal.SIGXFSZ: "file size limit exceeded",
-    signal.SIGKILL: "killed, probably for exceeding the memory limit",
-    signal.SIGSEGV: "crashed (segmentation fault)",
+_SIGNAL_MEANING: dict[int, str] = {
+    int(signal.SIGXCPU): "CPU time limit exceeded",
+    int(signal.SIGXFSZ): "file size limit exceeded",
+    int(signal.SIGKILL): "killed, probably for exceeding the memory limit",
+    int(signal.SIGSEGV): "crashed",
 }
 
 
@@ -363,7 +383,7 @@ def status_line(result: SandboxResult, limits: SandboxLimits) -> str:
     if result.output_capped:
         return (f"[output passed {limits.max_capture_bytes} bytes; the process was stopped]")
     if result.signal is not None:
-        meaning = _SIGNAL_MEANING.get(result.signal, "killed")  # type: ignore[call-overload]
+        meaning = _SIGNAL_MEANING.get(result.signal, "killed")
         return f"[{meaning} ({_signal_name(result.signal)})]"
     if result.exit_code:
         return f"[exit status {result.exit_code}]"
@@ -386,6 +406,8 @@ def render_observation(result: SandboxResult, limits: SandboxLimits) -> str:
     """stdout (head kept), then stderr (tail kept), then the status line; bounded length."""
     if result.error:
         return f"Code could not run: {result.error}"
+    if result.exit_code == SETUP_FAILED and "sandbox setup failed" in result.stderr:
+        return f"Code could not run: {result.stderr.strip().splitlines()[-1]}"
     out, err = result.stdout.rstrip(), result.stderr.rstrip()
     room = limits.max_output_chars
     err_room = min(len(err), max(room // 2, room - len(out)))

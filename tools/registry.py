@@ -130,3 +130,5 @@ register_tool("KnowledgeGraph", lambda s, r: KnowledgeGraph(
     _need_file(s, r.triples, "a triple file", "--triples"), spec=s), KNOWLEDGE_GRAPH_SPEC)
 register_tool("TableVerbalizer", lambda s, r: TableVerbalizer(spec=s), TABLE_VERBALIZER_SPEC)
 register_tool("Text2Image", lambda s, r: Text2Image(r.image_dir, spec=s), TEXT2IMAGE_SPEC)
+from tools.code import CODE_SPEC, Code  # noqa: E402
+register_tool("Code", lambda s, r: Code(spec=s), CODE_SPEC)

@@ -18,12 +18,14 @@ Two roles:
   child, reaps, and writes a JSON report (mount notes, how the child
   ended) to ``status_fd``. The user code never runs as PID 1, whose signal rules differ.
 * The user child (or the only process when there are no namespaces): sets no_new_privs, drops
-  to ``uid``/``gid`` with no supplementary groups, applies the rlimits, installs the audit
+  to ``uid``/``gid`` with no supplementary groups (or, as root of a user namespace with no
+  uid given, drops every capability), applies the rlimits, installs the audit
   hook, and runs the code as ``__main__``.
 
 Any setup failure exits with status 125 and a "sandbox setup failed" line: fail closed.
 """
 
+import errno
 import json
 import os
 import re
@@ -38,7 +40,8 @@ MS_REMOUNT, MS_NOATIME, MS_NODIRATIME, MS_BIND = 32, 1024, 2048, 4096
 MS_REC, MS_PRIVATE, MS_RELATIME, MS_STRICTATIME = 16384, 1 << 18, 1 << 21, 1 << 24
 _KEPT_FLAGS = {"nodev": MS_NODEV, "noexec": MS_NOEXEC, "noatime": MS_NOATIME,
                "nodiratime": MS_NODIRATIME, "relatime": MS_RELATIME}
-PR_SET_NO_NEW_PRIVS = 38
+PR_SET_NO_NEW_PRIVS, PR_CAPBSET_DROP = 38, 24
+_CAPABILITY_VERSION_3 = 0x20080522
 _HIDDEN = ("/tmp", "/var/tmp", "/run", "/dev/shm")  # replaced by empty read-only tmpfs
 
 
@@ -142,7 +145,12 @@ def _init(cfg):
     except OSError as exc:
         _fail("fork: %s" % exc)
     if child == 0:
-        _user(cfg)
+        try:
+            _user(cfg)  # ends in SystemExit, which must unwind normally (atexit, flushing)
+        except SystemExit:
+            raise
+        except BaseException as exc:  # never fall through into the init code below
+            _fail("bootstrap error: %r" % (exc,))
     signal.signal(signal.SIGINT, signal.SIG_DFL)
     report = {"notes": notes}
     while True:
@@ -168,19 +176,52 @@ def _init(cfg):
     os._exit(code)  # leaving PID 1 kills everything left in the namespace
 
 
+def _drop_bounding_set(libc, ctypes):
+    """Capabilities dropped here can never come back, whatever is executed later."""
+    for cap in range(64):
+        if libc.prctl(PR_CAPBSET_DROP, cap, 0, 0, 0) != 0 and ctypes.get_errno() == errno.EINVAL:
+            break  # past the last capability the kernel knows
+
+
+def _drop_capabilities(libc, ctypes):
+    """Empty the effective, permitted and inheritable sets (capset, version 3)."""
+
+    class Header(ctypes.Structure):
+        _fields_ = [("version", ctypes.c_uint32), ("pid", ctypes.c_int)]
+
+    class Data(ctypes.Structure):
+        _fields_ = [("effective", ctypes.c_uint32), ("permitted", ctypes.c_uint32),
+                    ("inheritable", ctypes.c_uint32)]
+
+    if libc.capset(ctypes.byref(Header(_CAPABILITY_VERSION_3, 0)), (Data * 2)()) != 0:
+        err = ctypes.get_errno()
+        raise OSError(err, os.strerror(err))
+
+
 def _drop_privileges(cfg):
+    """no_new_privs, then switch to cfg's uid/gid; with no uid given but running as root (of a
+    user namespace), drop every capability instead. Fails closed."""
     uid, gid = cfg.get("uid"), cfg.get("gid")
     try:
-        libc, _ = _libc()
+        libc, ctypes = _libc()
+    except OSError as exc:
+        libc = ctypes = None
+        if uid is None and os.geteuid() == 0:
+            _fail("cannot load libc to drop capabilities: %s" % exc)
+    if libc is not None:
+        _drop_bounding_set(libc, ctypes)  # needs CAP_SETPCAP; harmless to fail without it
         libc.prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0)
-    except OSError:
-        pass  # no_new_privs is a bonus; the uid drop below is what matters
     if uid is None:
+        if os.geteuid() == 0:
+            try:
+                _drop_capabilities(libc, ctypes)
+            except OSError as exc:
+                _fail("cannot drop capabilities: %s" % exc)
         return
     try:
         os.setgroups([])
         os.setgid(gid)
-        os.setuid(uid)
+        os.setuid(uid)  # clears every capability, since no uid stays 0
     except OSError as exc:
         _fail("cannot drop to uid %s / gid %s: %s" % (uid, gid, exc))
     if os.getuid() != uid or os.geteuid() != uid or os.getgid() != gid or os.getgroups():
@@ -375,7 +416,7 @@ def install_audit_hook(scratch):
         return False
 
     home = resolve(scratch)
-    write_roots = (home,)
+    write_roots = (home, "/dev/null")
     read_roots = [home, "/dev/null", "/dev/zero", "/dev/random", "/dev/urandom",
                   "/etc/localtime", "/usr/share/zoneinfo"]
     for entry in sys.path:
