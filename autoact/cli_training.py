@@ -54,6 +54,23 @@ def cmd_select_tools(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_self_instruct(args: argparse.Namespace) -> int:
+    """The Meta-Agent writes new task examples from the seeds (optionally grounded in a corpus)."""
+    from autoact.cli import console
+    from tasks import get_task, read_rows
+    from training.self_instruct import SelfInstructConfig, run_self_instruct
+
+    get_task(args.task)
+    corpus = read_rows(args.corpus, get_task("hotpotqa")) if args.corpus else None
+    config = SelfInstructConfig(task=args.task, n=args.n, per_round=args.per_round, seed=args.seed,
+                                max_empty_rounds=args.max_empty_rounds, grounded=corpus is not None)
+    report = run_self_instruct(meta_agent(args, temperature=args.temperature), args.task, args.seeds, args.out,
+                               config, corpus_rows=corpus, progress=not args.no_progress)
+    console.print(f"{report.total} examples in {report.out_path} ({report.accepted} new this run, "
+                  f"{report.rounds} rounds); rejected: {dict(report.rejected) or 'none'}")
+    return 0
+
+
 def cmd_synthesize(args: argparse.Namespace) -> int:
     from autoact.cli import console, make_group
     from evaluation.report import summary_table
@@ -160,6 +177,20 @@ def add_training_parsers(sub: argparse._SubParsersAction) -> None:
                      "relative to a content-free task")
     _endpoint_options(sel)
     sel.set_defaults(func=cmd_select_tools)
+
+    si = sub.add_parser("self-instruct", help="the Meta-Agent writes new task examples from two seeds")
+    si.add_argument("--task", required=True, choices=("hotpotqa", "scienceqa"), help="task of the examples")
+    si.add_argument("--seeds", required=True, help="seed examples JSONL (question, answer, ...)")
+    si.add_argument("--out", required=True, help="questions JSONL (appended; rerunning continues to --n)")
+    si.add_argument("--n", type=int, default=200, help="how many examples the file should hold")
+    si.add_argument("--per-round", type=int, default=10, help="examples asked for per round")
+    si.add_argument("--corpus", default=None, help="HotpotQA-format JSONL: ground each round in its paragraphs")
+    si.add_argument("--temperature", type=float, default=0.8, help="sampling temperature (variety)")
+    si.add_argument("--seed", type=int, default=0, help="random seed of example sampling")
+    si.add_argument("--max-empty-rounds", type=int, default=5, help="stop after this many rounds in a row add nothing")
+    si.add_argument("--no-progress", action="store_true", help="no progress bar")
+    _endpoint_options(si)
+    si.set_defaults(func=cmd_self_instruct)
 
     syn = sub.add_parser("synthesize", help="the Meta-Agent solves generated questions with the runtime graph")
     syn.add_argument("--questions", required=True, help="questions JSONL (from self-instruct)")

@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any, Iterable
 
 from autoact.errors import DataError
+from autoact.jsonl import read_appendable
 
 
 class ResultsFile:
@@ -28,22 +29,10 @@ class ResultsFile:
         self.done = {str(r["id"]) for r in self.rows}
 
     def _load(self) -> None:
-        data = self.path.read_bytes()
-        good = 0
-        for lineno, line in enumerate(data.splitlines(keepends=True), 1):
-            if not line.endswith(b"\n"):
-                break  # torn final write
-            try:
-                row = json.loads(line)
-            except json.JSONDecodeError:
-                raise DataError(f"{self.path}:{lineno}: not valid JSON; move the file away to start over") from None
+        for lineno, row in read_appendable(self.path):
             if not isinstance(row, dict) or "id" not in row:
                 raise DataError(f"{self.path}:{lineno}: a results row needs an 'id'")
             self.rows.append(row)
-            good += len(line)
-        if good < len(data):
-            with self.path.open("r+b") as f:
-                f.truncate(good)
 
     def append(self, row: dict[str, Any]) -> bool:
         """Write one row durably; False (and nothing written) if its id is already there."""

@@ -10,6 +10,7 @@ from autoact.errors import ConfigError
 from tools.base import Tool, ToolSpec
 from tools.calculator import CALCULATOR_SPEC, Calculator
 from tools.database import DATABASE_SPEC, Database
+from tools.code import CODE_SPEC, Code
 from tools.image2text import IMAGE2TEXT_SPEC, Image2Text
 from tools.knowledge_graph import KNOWLEDGE_GRAPH_SPEC, KnowledgeGraph
 from tools.lookup import LOOKUP_SPEC, Lookup
@@ -130,5 +131,4 @@ register_tool("KnowledgeGraph", lambda s, r: KnowledgeGraph(
     _need_file(s, r.triples, "a triple file", "--triples"), spec=s), KNOWLEDGE_GRAPH_SPEC)
 register_tool("TableVerbalizer", lambda s, r: TableVerbalizer(spec=s), TABLE_VERBALIZER_SPEC)
 register_tool("Text2Image", lambda s, r: Text2Image(r.image_dir, spec=s), TEXT2IMAGE_SPEC)
-from tools.code import CODE_SPEC, Code  # noqa: E402
 register_tool("Code", lambda s, r: Code(spec=s), CODE_SPEC)

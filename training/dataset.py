@@ -8,21 +8,14 @@ from pathlib import Path
 from typing import Any, Callable, Sequence
 
 from autoact.errors import DataError
+from autoact.jsonl import iter_jsonl
 from training.differentiate import ROLES, Differentiated
 
 
 def read_trajectories(path: Path) -> list[dict[str, Any]]:
     """Rows of a trajectories file; a malformed line fails with FILE:LINE."""
-    if not path.is_file():
-        raise DataError(f"{path}: no such trajectories file")
     rows = []
-    for lineno, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
-        if not line.strip():
-            continue
-        try:
-            row = json.loads(line)
-        except json.JSONDecodeError as e:
-            raise DataError(f"{path}:{lineno}: not valid JSON ({e.msg})") from None
+    for lineno, row in iter_jsonl(path, "trajectories file"):
         missing = [k for k in ("id", "question", "transcript") if k not in row]
         if missing:
             raise DataError(f"{path}:{lineno}: a trajectory row needs {', '.join(missing)}")

@@ -1,16 +1,14 @@
 """Self-instruct (AutoAct stage 1): grow a task's few seed examples into many synthetic ones.
 
 Each round shows the model an instruction, the seeds and a few examples
-generated so far, and asks for new ones. The answer is parsed leniently
-(numbering, `Q:`/`A:` labels, missing labels, chatter around the items), then
-every item is checked: well formed, short answer (HotpotQA), answer among the
-options (ScienceQA), not an exact or near duplicate of a seed, of an accepted
-row, or (grounded mode) of a corpus question. Accepted rows are appended to a
-JSONL file one by one, so a run that stops can be resumed up to `n`.
+generated so far (`instruct_prompts`), and asks for new ones. The answer is
+parsed leniently (`instruct_parsing`), and every item that is not an exact or
+near duplicate of a seed, of an accepted row, or (grounded mode) of a corpus
+question is appended to a JSONL file one by one, so a run that stops can be
+resumed up to `n`.
 
-Grounded mode (HotpotQA) shows one or two corpus paragraphs per round, picked
-as a bridge pair (linked pages) or a comparison pair (pages about things of the
-same kind), and asks for questions those pages answer. The corpus row's own
+Grounded mode (HotpotQA) shows one or two corpus paragraphs per round
+(`grounding`) and asks for questions those pages answer. The corpus row's own
 question and answer are never shown.
 """
 
@@ -23,24 +21,32 @@ import re
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterable, Literal, Mapping, Sequence
+from typing import Any, Mapping, Sequence
 
 from tqdm import tqdm
 
 from agents.llm import CompletionModel
+from autoact.jsonl import iter_jsonl, read_appendable
 from autoact.errors import AutoactError, ConfigError, DataError
-from evaluation.metrics import letter_index, normalize_answer
-from prompts.builder import load_template
+from evaluation.metrics import normalize_answer
 from tasks import get_task
 from tasks.base import Task
-from tools.image2text import ocr_texts
 from training.dedup import DedupIndex
+from training.grounding import Grounding, answer_supported, find_groundings, page_kind, page_text
+from training.instruct_parsing import (
+    LETTERS, NO_IMG, answer_index, parse_hotpotqa_items, parse_scienceqa_items, question_stem, read_items,
+    split_options,
+)
+from training.instruct_prompts import CUE, build_prompt, render_example
+
+__all__ = [
+    "CUE", "LETTERS", "NO_IMG", "Grounding", "SelfInstructConfig", "SelfInstructError", "SelfInstructReport",
+    "build_prompt", "find_groundings", "load_output", "page_kind", "parse_hotpotqa_items", "parse_scienceqa_items",
+    "read_items", "read_seeds", "render_example", "run_self_instruct", "split_options",
+]
 
 log = logging.getLogger(__name__)
 
-CUE = "Question:"
-NO_IMG = "no img"
-LETTERS = "ABCDE"
 #: per-item generation budget (tokens) when `max_tokens` is left at 0
 _TOKENS_PER_ITEM = {"hotpotqa": 64, "scienceqa": 160}
 
@@ -87,433 +93,22 @@ class SelfInstructError(AutoactError):
         self.report = report
 
 
-# --------------------------------------------------------------------------- parsing
-
-_MARKUP = re.compile(r"\*\*|__|`")
-_NUMBER = re.compile(r"^\s*(?:#{1,3}\s*)?(?:(?:example|item|no\.)\s*)?(?:\(\d{1,3}\)|#?\d{1,3}[.):\]])(?:\s+|$)",
-                     re.IGNORECASE)
-_BULLET = re.compile(r"^\s*[-*•+]\s+")
-_LABEL_NAMES = (r"question|q|correct answer|final answer|answer|ans|a|options?|choices|image caption|caption"
-                r"|image text|text in (?:the )?image|ocr")
-_LABEL = re.compile(rf"^(?P<name>{_LABEL_NAMES})\s*\d{{0,3}}\s*[:：]\s*", re.IGNORECASE)
-_LABEL_LOOSE = re.compile(r"^(?P<name>question|answer|options?|choices)\s*\d{0,3}\s*[.)\-–—]\s+", re.IGNORECASE)
-_INLINE_LABEL = re.compile(r"\s+(?=(?:answer|options?|choices|image caption|image text|ocr)\s*:)", re.IGNORECASE)
-_INLINE_A = re.compile(r"\s+(?=A\s*:\s)")
-_OPTION_LINE = re.compile(r"^\(?([A-Za-z])\s*[).:\]]\s*(.+)$")
-_ANY_OPTION = re.compile(r"(?:^|(?<=\s))\(?([A-Z])[).:\]]\s+")
-_PAREN_OPTION = re.compile(r"\(([A-Z])\)\s*")
-_ANSWER_IS = re.compile(r"^\s*(?:so\s+)?(?:the\s+)?(?:correct\s+|final\s+|right\s+)?answer\s*(?:is|would be|:)\s*",
-                        re.IGNORECASE)
-_OTHER_LABEL = re.compile(r"^[A-Za-z][A-Za-z ]{0,24}:\s")
-_LETTER_ONLY = re.compile(r"^\(?([A-Ea-e])\)?[.:)]?$")
-_LETTER_TEXT = re.compile(r"^\(?([A-E])\)?\s*[.:)\-]?\s+(.+)$")
-_OPTION_WORD = re.compile(r"^(?:option|choice)\s*\(?([A-E])\)?\.?$", re.IGNORECASE)
-_YES_NO = re.compile(r"^(yes|no)\b(?:[\s,.!;:]|$)", re.IGNORECASE)
-_EMPTY_VALUES = {"", "none", "n/a", "na", "no", "nothing", "no image", "no img", "no picture", "-", "[]", "null"}
-_PLACEHOLDER_ANSWERS = {"", "n/a", "unknown", "none", "answer"}
-_CANON = {"q": "question", "question": "question", "a": "answer", "ans": "answer", "answer": "answer",
-          "correct answer": "answer", "final answer": "answer", "option": "options", "options": "options",
-          "choices": "options", "caption": "caption", "image caption": "caption", "image text": "ocr", "ocr": "ocr"}
-
-
-@dataclass
-class _Draft:
-    question: list[str] = field(default_factory=list)
-    answer: str | None = None
-    options: list[str] = field(default_factory=list)
-    caption: str | None = None
-    ocr: str | None = None
-    in_options: bool = False
-    guessed: bool = False  # the answer is an unlabelled line; a labelled one later replaces it
-
-    @property
-    def started(self) -> bool:
-        return bool(self.question) or self.answer is not None
-
-
-def _canon_label(name: str) -> str:
-    name = " ".join(name.lower().split())
-    return "ocr" if name.startswith("text in") else _CANON[name]
-
-
-def _lines(text: str) -> Iterable[str]:
-    for raw in text.splitlines():
-        line = _MARKUP.sub("", raw).strip()
-        line = re.sub(r"^>\s*", "", line)
-        starts_q = bool(re.match(r"^(?:\d{1,3}[.)]\s*)?q\s*\d{0,3}\s*:", line, re.IGNORECASE))
-        parts = _INLINE_LABEL.split(line)
-        if starts_q:
-            parts = [p for part in parts for p in _INLINE_A.split(part)]
-        yield from (p.strip() for p in parts)
-
-
-def _looks_like_question(line: str) -> bool:
-    return line.rstrip().endswith("?") and len(line.split()) >= 4
-
-
-def _drafts(text: str, multiple_choice: bool) -> list[_Draft]:
-    """Split a generation into raw items; lines that belong to no item are dropped."""
-    drafts: list[_Draft] = []
-
-    def start() -> _Draft:
-        drafts.append(_Draft())
-        return drafts[-1]
-
-    cur: _Draft | None = None
-    for line in _lines(text):
-        numbered = _NUMBER.match(line)
-        if numbered:
-            line = line[numbered.end():].strip()
-            if cur is None or cur.started:
-                cur = start()
-        if not line:
-            continue
-        if multiple_choice and cur is not None and cur.question and cur.answer is None:
-            opt = _OPTION_LINE.match(line)
-            if opt and letter_index(opt.group(1)) == len(cur.options):
-                cur.options.append(opt.group(2).strip())
-                cur.in_options = True
-                continue
-            if cur.in_options and _BULLET.match(line):
-                cur.options.append(_BULLET.sub("", line).strip())
-                continue
-        label = _LABEL.match(line) or _LABEL_LOOSE.match(line)
-        if label:
-            name, rest = _canon_label(label.group("name")), line[label.end():].strip()
-            if name == "question":
-                if cur is None or cur.started:
-                    cur = start()
-                if rest:
-                    cur.question.append(rest)
-            elif cur is None:
-                continue  # an answer or option with no question: chatter
-            elif name == "answer":
-                if cur.guessed and cur.answer is not None:
-                    cur.question.append(cur.answer)  # it was more question text after all
-                    cur.answer = None
-                if cur.answer is None:
-                    cur.answer, cur.guessed = rest, False
-                    cur.in_options = False
-            elif name == "options":
-                if rest:
-                    cur.options.extend(split_options(rest)[1] or [rest])
-                cur.in_options = not rest
-            elif name == "caption":
-                cur.caption = rest
-                cur.in_options = False
-            else:
-                cur.ocr = rest
-                cur.in_options = False
-            continue
-        # an unlabelled line
-        if cur is not None and cur.guessed:
-            if _looks_like_question(line):
-                cur.guessed = False  # the next question: the guess stands
-            else:  # a second unlabelled line: both were question text
-                cur.question.append(cur.answer or "")
-                cur.answer, cur.guessed = None, False
-        if cur is None or cur.answer is not None:
-            if _looks_like_question(line):
-                cur = start()
-                cur.question.append(line)
-        elif not cur.question:
-            cur.question.append(line)
-        elif _ANSWER_IS.match(line):
-            cur.answer = line
-        elif not multiple_choice:
-            if _OTHER_LABEL.match(line):
-                continue  # "Explanation: ...", "Hint: ...": not part of the item
-            if cur.question[-1].endswith("?"):
-                cur.answer, cur.guessed = line, True  # "1. Who ...?\nJohn Smith": the label is missing
-            else:
-                cur.question.append(line)
-        elif cur.options:
-            if _LETTER_ONLY.match(line):
-                cur.answer = line
-        else:
-            cur.question.append(line)
-    return drafts
-
-
-def split_options(text: str, parens_only: bool = False) -> tuple[str, list[str]]:
-    """Text before the options, and the options, of `... (A) x (B) y`; letters must run A, B, C..."""
-    pattern = _PAREN_OPTION if parens_only else _ANY_OPTION
-    marks: list[re.Match[str]] = []
-    for m in pattern.finditer(text):
-        if letter_index(m.group(1)) == len(marks):
-            marks.append(m)
-    if not marks:
-        return text, []
-    bounds = [m.start() for m in marks[1:]] + [len(text)]
-    options = [text[m.end():end].strip().rstrip(",;").strip() for m, end in zip(marks, bounds)]
-    return text[:marks[0].start()].strip(), options
-
-
-def _clean_answer(raw: str) -> str:
-    text = raw.strip().strip("*\"'“”").strip()
-    text = _ANSWER_IS.sub("", text).strip().strip("\"'“”").strip()
-    if yes_no := _YES_NO.match(text):
-        return yes_no.group(1).lower()
-    if text.endswith(".") and not re.search(r"\b[A-Z]\.$|\b(?:Jr|Sr|St|Inc|Co|Ltd)\.$", text):
-        text = text[:-1].rstrip()
-    return text
-
-
-def _answer_index(raw: str, options: Sequence[str]) -> int | None:
-    """The option an answer names: its text, `B`, `(B)`, `B. text`, `option B`; None if unclear."""
-    text = _ANSWER_IS.sub("", raw.strip().strip("*\"'“”")).strip()
-    norms = [normalize_answer(o) for o in options]
-    norm = normalize_answer(text)
-    if norm and norm in norms:
-        return norms.index(norm)
-    m = _LETTER_ONLY.match(text) or _OPTION_WORD.match(text)
-    if m:
-        idx = letter_index(m.group(1))
-        return idx if idx < len(options) else None
-    m = _LETTER_TEXT.match(text)
-    if m and letter_index(m.group(1)) < len(options):
-        idx = letter_index(m.group(1))
-        return idx if normalize_answer(m.group(2)) == norms[idx] else None
-    return None
-
-
-def _empty(value: str | None) -> bool:
-    return value is None or value.strip().strip(".").lower() in _EMPTY_VALUES
-
-
-def _ocr_value(raw: str | None, has_image: bool) -> str:
-    if _empty(raw):
-        return "[]" if has_image else NO_IMG
-    assert raw is not None
-    texts = ocr_texts(raw) if raw.lstrip().startswith("[") else [t.strip() for t in raw.split(";") if t.strip()]
-    return repr(texts)
-
-
-def _finish_hotpotqa(d: _Draft, max_answer_words: int) -> dict[str, Any] | str:
-    question = " ".join(" ".join(d.question).split())
-    if not question:
-        return "no_question"
-    if d.answer is None:
-        return "no_answer"
-    answer = _clean_answer(d.answer)
-    if answer.lower().strip(" .…?") in _PLACEHOLDER_ANSWERS:
-        return "no_answer"
-    if not 4 <= len(question.split()) <= 80:
-        return "bad_question"
-    if len(answer.split()) > max_answer_words:
-        return "answer_too_long"
-    if normalize_answer(answer) == normalize_answer(question):
-        return "bad_question"
-    return {"question": question, "answer": answer}
-
-
-def _finish_scienceqa(d: _Draft) -> dict[str, Any] | str:
-    stem = "\n".join(d.question).strip()
-    options = [" ".join(o.split()) for o in d.options]
-    if not options:
-        stem, options = split_options(stem, parens_only=True)
-    if not stem or len(stem.split()) < 2:
-        return "no_question"
-    if d.answer is None or not d.answer.strip():
-        return "no_answer"
-    norms = [normalize_answer(o) for o in options]
-    if not 2 <= len(options) <= 5 or not all(options) or len(set(norms)) < len(norms):
-        return "bad_options"
-    idx = _answer_index(d.answer, options)
-    if idx is None:
-        return "answer_not_in_options"
-    has_image = not _empty(d.caption)
-    return {
-        "question": f"{stem}\nOptions: " + " ".join(f"({LETTERS[i]}) {o}" for i, o in enumerate(options)),
-        "choices": options,
-        "answer": LETTERS[idx],
-        "caption": d.caption.strip() if has_image and d.caption else NO_IMG,
-        "ocr": _ocr_value(d.ocr, has_image),
-    }
-
-
-def read_items(text: str, task_name: str, *, truncated: bool = False,
-               max_answer_words: int = 10) -> list[dict[str, Any] | str]:
-    """Every item of a generation: a parsed dict, or the reason it was dropped.
-
-    The last item is `unfinished` when it has no (or an empty) answer, or when `truncated`
-    (the model ran out of tokens) and the text does not end with a newline.
-    """
-    multiple_choice = task_name == "scienceqa"
-    drafts = _drafts(text, multiple_choice)
-    out: list[dict[str, Any] | str] = []
-    drafts = [d for d in drafts if d.started]
-    for i, d in enumerate(drafts):
-        last = i == len(drafts) - 1
-        if last and (not (d.answer or "").strip() or (truncated and not text.endswith("\n"))):
-            out.append("unfinished")
-            continue
-        out.append(_finish_scienceqa(d) if multiple_choice else _finish_hotpotqa(d, max_answer_words))
-    return out
-
-
-def parse_hotpotqa_items(text: str, *, truncated: bool = False, max_answer_words: int = 10) -> list[dict[str, Any]]:
-    """Well-formed `{question, answer}` items of a generation, in order."""
-    return [it for it in read_items(text, "hotpotqa", truncated=truncated, max_answer_words=max_answer_words)
-            if isinstance(it, dict)]
-
-
-def parse_scienceqa_items(text: str, *, truncated: bool = False) -> list[dict[str, Any]]:
-    """Well-formed `{question, choices, answer, caption, ocr}` items of a generation, in order."""
-    return [it for it in read_items(text, "scienceqa", truncated=truncated) if isinstance(it, dict)]
-
-
-# --------------------------------------------------------------------------- prompts
-
-def _stem(question: str) -> str:
-    return re.split(r"\n\s*Options?\s*:", question, maxsplit=1)[0].strip()
-
-
-def render_example(row: Mapping[str, Any], task_name: str) -> str:
-    """One example block as the prompt shows it (and as the parser reads it back)."""
-    if task_name != "scienceqa":
-        return f"Question: {row['question'].strip()}\nAnswer: {row['answer'].strip()}"
-    choices, letter = row["choices"], row["answer"].strip()
-    has_image = not _empty(row.get("caption"))
-    texts = ocr_texts(row.get("ocr"))
-    return "\n".join([
-        f"Question: {_stem(row['question'])}",
-        "Options: " + " ".join(f"({LETTERS[i]}) {c}" for i, c in enumerate(choices)),
-        f"Image caption: {row['caption'].strip() if has_image else 'no image'}",
-        f"Image text: {'; '.join(texts) if texts else 'none'}",
-        f"Answer: {letter}. {choices[letter_index(letter)]}",
-    ])
-
-
-_HINTS = {
-    "bridge": "The first page leads to the second: ask about the second page through what the first page "
-              "says, so that both pages are needed.",
-    "comparison": "Both pages are about the same kind of thing{kind}: ask a question that compares them (which "
-                  "one is older, larger or first, or whether both share something), so that both pages are needed.",
-    "single": "Ask about a fact stated on the page.",
-}
-
-
-def build_prompt(task_name: str, examples: Sequence[Mapping[str, Any]], count: int,
-                 pages: Sequence[tuple[str, str]] = (), kind: str = "", what: str = "") -> str:
-    """The round's prompt: instruction, examples, (grounded) pages and hint, then the `Question:` cue."""
-    blocks = "\n\n".join(render_example(r, task_name) for r in examples)
-    if pages:
-        hint = _HINTS[kind].format(kind=f" ({what})" if what else "")
-        text = load_template("self_instruct_grounded").substitute(
-            examples=blocks, count=count, hint=hint,
-            pages="\n\n".join(f"Page: {title}\n{body}" for title, body in pages))
-    else:
-        text = load_template(f"self_instruct_{task_name}").substitute(examples=blocks, count=count)
-    return f"{text}\n\n{CUE}"
-
-
-# --------------------------------------------------------------------------- grounding
-
-@dataclass(frozen=True)
-class Grounding:
-    """The pages a round is grounded on, and the corpus row they come from."""
-
-    titles: tuple[str, ...]
-    kind: Literal["bridge", "comparison", "single"]
-    row: int
-    what: str = ""  # the shared kind of thing, for comparison pairs ("film", "city")
-
-
-_KIND_PHRASE = re.compile(r"\b(?:is|was|are|were)\s+(?:an?|the|one of the)\s+([^,.;()]+)", re.IGNORECASE)
-_KIND_STOP = re.compile(r"\s+(?:in|of|from|who|which|that|and|based|located|by|for|with|on|at|as"
-                        r"|written|known|sung|born|made|set|\w+ed)\b.*$", re.IGNORECASE)
-
-
-def page_kind(sentences: Sequence[str]) -> str:
-    """The kind of thing a page is about, from its first sentence ("film", "city"); "" if unclear."""
-    if not sentences:
-        return ""
-    m = _KIND_PHRASE.search(sentences[0])
-    if not m:
-        return ""
-    words = _KIND_STOP.sub("", m.group(1)).split()
-    return words[-1].lower() if words else ""
-
-
-def _mentions(text: str, title: str) -> bool:
-    name = re.sub(r"\s*\([^)]*\)\s*$", "", title).strip()
-    return len(name) >= 4 and re.search(rf"(?<!\w){re.escape(name)}(?!\w)", text) is not None
-
-
-def find_groundings(rows: Sequence[Mapping[str, Any]], per_row: int = 3) -> list[Grounding]:
-    """Bridge and comparison page pairs of a HotpotQA-format corpus.
-
-    A row's two supporting pages give its pair (of the row's type). Rows
-    without them give bridge pairs where one page names the other's title, and
-    comparison pairs of pages about the same kind of thing. Single pages are
-    the fallback when no pair exists.
-    """
-    found: list[Grounding] = []
-    for i, row in enumerate(rows):
-        pages = {t: s for t, s in row.get("context") or [] if s}
-        gold = list(dict.fromkeys(t for t, _ in row.get("supporting_facts") or [] if t in pages))
-        kind = row.get("type")
-        if len(gold) == 2 and kind in ("bridge", "comparison"):
-            a, b = gold
-            if kind == "bridge" and _mentions("".join(pages[a]), b) < _mentions("".join(pages[b]), a):
-                a, b = b, a
-            what = page_kind(pages[a]) if kind == "comparison" and page_kind(pages[a]) == page_kind(pages[b]) else ""
-            found.append(Grounding((a, b), kind, i, what))
-            continue
-        titles = list(pages)
-        bridges = [(a, b) for a in titles for b in titles if a != b and _mentions("".join(pages[a]), b)]
-        found += [Grounding(p, "bridge", i) for p in bridges[:per_row]]
-        by_kind: dict[str, list[str]] = {}
-        for t in titles:
-            if k := page_kind(pages[t]):
-                by_kind.setdefault(k, []).append(t)
-        pairs = [(k, ts[j], ts[j + 1]) for k, ts in by_kind.items() for j in range(0, len(ts) - 1, 2)]
-        found += [Grounding((a, b), "comparison", i, k) for k, a, b in pairs[:per_row]]
-    if not found:
-        found = [Grounding((t,), "single", i) for i, row in enumerate(rows)
-                 for t, s in row.get("context") or [] if s]
-    return found
-
-
-def _page_text(sentences: Sequence[str], limit: int) -> str:
-    text = ""
-    for s in sentences:
-        if text and len(text) + len(s) > limit:
-            break
-        text += s
-    return " ".join(text.split())[: max(limit, 1)]
-
-
-def _supported(answer: str, text: str) -> bool:
-    norm = normalize_answer(answer)
-    return norm in ("yes", "no") or (bool(norm) and f" {norm} " in f" {normalize_answer(text)} ")
-
-
 # --------------------------------------------------------------------------- files
 
 def read_seeds(path: str | Path, task: Task) -> list[dict[str, Any]]:
     """Seed examples (`question`, `answer`, + `caption`/`ocr`), as rows the prompt can show."""
     path = Path(path)
-    if not path.is_file():
-        raise DataError(f"{path}: no such seeds file")
     seeds: list[dict[str, Any]] = []
-    for lineno, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
-        if not line.strip():
-            continue
-        try:
-            row = json.loads(line)
-        except json.JSONDecodeError as e:
-            raise DataError(f"{path}:{lineno}: not valid JSON ({e.msg} at column {e.colno})") from None
+    for lineno, row in iter_jsonl(path, "seeds file"):
         if not isinstance(row, dict) or not isinstance(row.get("question"), str) \
                 or not isinstance(row.get("answer"), str):
             raise DataError(f"{path}:{lineno}: a seed needs string fields 'question' and 'answer'")
         if task.name == "scienceqa":
-            stem, choices = _stem(row["question"]), row.get("choices")
+            stem, choices = question_stem(row["question"]), row.get("choices")
             if not isinstance(choices, list):
                 options = re.split(r"\n\s*Options?\s*:", row["question"], maxsplit=1)
                 choices = split_options(options[1])[1] if len(options) == 2 else []
-            idx = _answer_index(row["answer"], choices) if len(choices) >= 2 else None
+            idx = answer_index(row["answer"], choices) if len(choices) >= 2 else None
             if idx is None:
                 raise DataError(f"{path}:{lineno}: a ScienceQA seed needs 'Options: (A) .. (B) ..' in its question "
                                 f"(or 'choices') and an answer naming one of them")
@@ -526,32 +121,12 @@ def read_seeds(path: str | Path, task: Task) -> list[dict[str, Any]]:
 
 
 def load_output(path: Path, task: Task) -> list[dict[str, Any]]:
-    """Rows already in the output file. A torn last line (an interrupted write) is cut off."""
-    if not path.exists():
-        return []
-    data = path.read_bytes()
+    """Rows already in the output file (a torn last line from an interrupted write is cut off)."""
     rows: list[dict[str, Any]] = []
-    offset = 0
-    lines = data.split(b"\n")
-    for lineno, raw in enumerate(lines, 1):
-        last = lineno == len(lines)
-        if raw.strip():
-            try:
-                row = json.loads(raw)
-            except (json.JSONDecodeError, UnicodeDecodeError) as e:
-                if last:
-                    log.warning("%s:%d: cutting off a torn last line", path, lineno)
-                    with path.open("r+b") as f:
-                        f.truncate(offset)
-                    return rows
-                raise DataError(f"{path}:{lineno}: not valid JSON ({e})") from None
-            if problem := task.validate(row):
-                raise DataError(f"{path}:{lineno}: {problem} (task {task.name})")
-            rows.append(row)
-        offset += len(raw) + 1
-    if data and not data.endswith(b"\n"):
-        with path.open("ab") as f:
-            f.write(b"\n")
+    for lineno, row in read_appendable(path):
+        if problem := task.validate(row):
+            raise DataError(f"{path}:{lineno}: {problem} (task {task.name})")
+        rows.append(row)
     return rows
 
 
@@ -644,7 +219,7 @@ def run_self_instruct(model: CompletionModel, task_name: str, seeds_path: str | 
             if groundings:
                 ground = groundings[(report.rounds - 1) % len(groundings)]
                 pages = {t: list(s) for t, s in corpus_rows[ground.row]["context"]}  # type: ignore[index]
-                shown_pages = [(t, _page_text(pages[t], config.max_page_chars)) for t in ground.titles]
+                shown_pages = [(t, page_text(pages[t], config.max_page_chars)) for t in ground.titles]
                 prompt = build_prompt(name, shown, per_call, shown_pages, ground.kind, ground.what)
             else:
                 prompt = build_prompt(name, shown, per_call)
@@ -655,7 +230,7 @@ def run_self_instruct(model: CompletionModel, task_name: str, seeds_path: str | 
                 if isinstance(item, str):
                     report.rejected[item] += 1
                     continue
-                if ground is not None and not _supported(
+                if ground is not None and not answer_supported(
                         item["answer"], " ".join(" ".join(pages[t]) for t in ground.titles)):
                     report.rejected["answer_not_in_pages"] += 1
                     continue

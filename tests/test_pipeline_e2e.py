@@ -1,0 +1,92 @@
+"""Self-instruct → synthesize → differentiate through the CLI against a real FastChat endpoint.
+
+The tiny model is first taught, in the test, the few completions the pipeline asks of it
+(one question, then Finish[yes] and Reflect[right]), so a real model produces a
+trajectory that is right and the whole chain can be checked.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from agents.plan import ModelPlanAgent
+from agents.reflect import ModelReflectAgent
+from agents.tool import ModelToolAgent
+from autoact.assembly import build_task_toolbox
+from graph import AgentGroup, GroupContext
+from serving.launcher import FastChatStack, free_port
+from serving.model_store import resolve_model
+from tasks import get_task
+from tests.fakes import ScriptedModel
+from tests.helpers import DATA, ROWS
+from tests.tiny_training import teach
+from training.self_instruct import SelfInstructConfig, run_self_instruct
+
+pytestmark = pytest.mark.integration
+ROOT = Path(__file__).resolve().parents[1]
+SEEDS = DATA / "hotpotqa" / "seeds.jsonl"
+NEW_QUESTION = " Is Fredville a city?\nAnswer: yes\n"
+
+
+def captured_prompts(tmp: Path, corpus: list[dict]) -> list[tuple[str, str]]:
+    """The exact prompts the pipeline will send, recorded with scripted models, paired with what to answer."""
+    si = ScriptedModel(generations=[NEW_QUESTION])
+    run_self_instruct(si, "hotpotqa", SEEDS, tmp / "q.jsonl", SelfInstructConfig(task="hotpotqa", n=1, per_round=1),
+                      progress=False)
+    row = json.loads((tmp / "q.jsonl").read_text().splitlines()[0])
+    task = get_task("hotpotqa")
+    model = ScriptedModel(generations=["I can answer.", "yes", "It is right."], prefer=["Finish", "right"])
+    ctx = GroupContext(plan=ModelPlanAgent(model, "meta"), tool=ModelToolAgent(model, "meta"),
+                       reflect=ModelReflectAgent(model, "meta"), toolbox=build_task_toolbox(task, corpus), task=task)
+    AgentGroup(ctx).invoke(task.question_text(row), task.inputs(row))
+    thought, action, argument, rthought, verdict = model.prompts
+    return [(si.prompts[0], NEW_QUESTION), (thought, " I can answer.\n"), (action, " Finish"),
+            (argument, "yes]"), (rthought, " It is right.\n"), (verdict, "right]")]
+
+
+@pytest.mark.skipif(not SEEDS.exists(), reason="shared seeds not present")
+def test_self_instruct_synthesize_differentiate_end_to_end(tiny_model_dir, tmp_path):
+    corpus_file = tmp_path / "corpus.jsonl"
+    corpus_file.write_text("".join(json.dumps(r) + "\n" for r in ROWS))
+    (tmp_path / "capture").mkdir()
+    pairs = captured_prompts(tmp_path / "capture", ROWS)
+    taught = tmp_path / "taught-smol"
+    loss = teach(tiny_model_dir, pairs, taught)
+    assert loss < 0.1
+    shutil.copy(tiny_model_dir / "tokenizer.json", taught / "tokenizer.json")
+
+    with FastChatStack(resolve_model(str(taught)), port=free_port(), log_dir=tmp_path / "logs") as stack:
+        def autoact(*args: str) -> subprocess.CompletedProcess:
+            done = subprocess.run([sys.executable, "-m", "autoact", *args, "--base-url", stack.base_url],
+                                  capture_output=True, text=True, cwd=ROOT, timeout=600)
+            assert done.returncode == 0, done.stdout + done.stderr
+            return done
+
+        questions, trajectories, dataset = tmp_path / "q.jsonl", tmp_path / "t.jsonl", tmp_path / "data"
+        autoact("self-instruct", "--task", "hotpotqa", "--seeds", str(SEEDS), "--n", "1", "--per-round", "1",
+                "--temperature", "0", "--out", str(questions), "--no-progress")
+        rows = [json.loads(line) for line in questions.read_text().splitlines()]
+        assert [(r["question"], r["answer"]) for r in rows] == [("Is Fredville a city?", "yes")]
+
+        autoact("synthesize", "--task", "hotpotqa", "--questions", str(questions), "--corpus", str(corpus_file),
+                "--out", str(trajectories), "--no-progress")
+        traj = [json.loads(line) for line in trajectories.read_text().splitlines()]
+        assert len(traj) == 1 and traj[0]["reward"] == 1.0 and traj[0]["prediction"] == "yes"
+        assert [s["action"] for s in traj[0]["transcript"]] == ["Finish", "Reflect"]
+
+    done = subprocess.run([sys.executable, "-m", "autoact", "differentiate", "--trajectories", str(trajectories),
+                           "--out", str(dataset), "--tokenizer", str(taught)], capture_output=True, text=True,
+                          cwd=ROOT, timeout=600)
+    assert done.returncode == 0, done.stdout + done.stderr
+    stats = json.loads((dataset / "stats.json").read_text())
+    assert stats["kept"] == 1 and {r: v["pairs"] for r, v in stats["roles"].items()} == {
+        "plan": 2, "tool": 1, "reflect": 2}
+    assert stats["source"]["synthesis"]["task"] == "hotpotqa" and stats["source"]["prompts_version"]
+    tool_pair = json.loads((dataset / "tool.jsonl").read_text().splitlines()[0])
+    assert tool_pair["completion"] == "yes]" and tool_pair["prompt"].endswith("Action 1: Finish[")

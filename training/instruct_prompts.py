@@ -1,0 +1,51 @@
+"""Self-instruct prompts: example blocks (in the form the parser reads back) and round prompts."""
+
+from __future__ import annotations
+
+from typing import Any, Mapping, Sequence
+
+from evaluation.metrics import letter_index
+from prompts.builder import load_template
+from tools.image2text import ocr_texts
+from training.instruct_parsing import LETTERS, is_empty, question_stem
+
+CUE = "Question:"
+
+
+def render_example(row: Mapping[str, Any], task_name: str) -> str:
+    """One example block as the prompt shows it (and as the parser reads it back)."""
+    if task_name != "scienceqa":
+        return f"Question: {row['question'].strip()}\nAnswer: {row['answer'].strip()}"
+    choices, letter = row["choices"], row["answer"].strip()
+    has_image = not is_empty(row.get("caption"))
+    texts = ocr_texts(row.get("ocr"))
+    return "\n".join([
+        f"Question: {question_stem(row['question'])}",
+        "Options: " + " ".join(f"({LETTERS[i]}) {c}" for i, c in enumerate(choices)),
+        f"Image caption: {row['caption'].strip() if has_image else 'no image'}",
+        f"Image text: {'; '.join(texts) if texts else 'none'}",
+        f"Answer: {letter}. {choices[letter_index(letter)]}",
+    ])
+
+
+_HINTS = {
+    "bridge": "The first page leads to the second: ask about the second page through what the first page "
+              "says, so that both pages are needed.",
+    "comparison": "Both pages are about the same kind of thing{kind}: ask a question that compares them (which "
+                  "one is older, larger or first, or whether both share something), so that both pages are needed.",
+    "single": "Ask about a fact stated on the page.",
+}
+
+
+def build_prompt(task_name: str, examples: Sequence[Mapping[str, Any]], count: int,
+                 pages: Sequence[tuple[str, str]] = (), kind: str = "", what: str = "") -> str:
+    """The round's prompt: instruction, examples, (grounded) pages and hint, then the `Question:` cue."""
+    blocks = "\n\n".join(render_example(r, task_name) for r in examples)
+    if pages:
+        hint = _HINTS[kind].format(kind=f" ({what})" if what else "")
+        text = load_template("self_instruct_grounded").substitute(
+            examples=blocks, count=count, hint=hint,
+            pages="\n\n".join(f"Page: {title}\n{body}" for title, body in pages))
+    else:
+        text = load_template(f"self_instruct_{task_name}").substitute(examples=blocks, count=count)
+    return f"{text}\n\n{CUE}"
