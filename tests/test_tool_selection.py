@@ -90,10 +90,15 @@ def test_select_tools_cli_through_real_endpoint_then_run_uses_exactly_that_set(t
     data = tmp_path / "d.jsonl"
     from tests.helpers import ROWS
     data.write_text("".join(json.dumps(r) + "\n" for r in ROWS))
+    import sqlite3  # resources for whichever tools the random model picked
+    with sqlite3.connect(tmp_path / "db.sqlite") as db:
+        db.execute("CREATE TABLE city (name TEXT)")
+    (tmp_path / "kg.csv").write_text("Fredville,capital_of,Freedonia\n")
     run = subprocess.run([sys.executable, "-m", "autoact", "run", "--task", "hotpotqa", "--data", str(data),
                           "--id", "q1", "--tools", str(out), "--base-url", tiny_stack.base_url, "--max-steps", "2",
-                          "--trace-file", str(tmp_path / "t.jsonl")], capture_output=True, text=True, cwd=root,
-                         timeout=600)
+                          "--database", str(tmp_path / "db.sqlite"), "--triples", str(tmp_path / "kg.csv"),
+                          "--image-dir", str(tmp_path / "img"), "--trace-file", str(tmp_path / "t.jsonl")],
+                         capture_output=True, text=True, cwd=root, timeout=600)
     assert run.returncode == 0, run.stdout + run.stderr
     used = {json.loads(line).get("action") for line in (tmp_path / "t.jsonl").read_text().splitlines()}
     assert used - {None, ""} <= {s.name for s in specs} | {"Finish", "Reflect"}
