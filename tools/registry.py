@@ -102,15 +102,16 @@ def build_toolbox(specs: list[ToolSpec], resources: ToolResources | None = None,
 
 def _need_pages(spec: ToolSpec, resources: ToolResources) -> PageSource:
     if resources.pages is None:
-        raise ConfigError(f"tool {spec.name} needs a page source (a docstore or Wikipedia); "
-                          "none was configured")
+        raise ConfigError(f"tool {spec.name} needs a page source (a docstore or Wikipedia); none was "
+                          "configured: give HotpotQA-format rows with 'context' paragraphs (--data/--corpus) "
+                          "or use --wiki live")
     return resources.pages
 
 
 def _need_searcher(spec: ToolSpec, resources: ToolResources) -> Searcher:
     if resources.searcher is None:
-        raise ConfigError(f"tool {spec.name} needs a searcher (e.g. a docstore); "
-                          "none was configured")
+        raise ConfigError(f"tool {spec.name} needs a searcher (e.g. a docstore); none was configured: "
+                          "give HotpotQA-format rows with 'context' paragraphs (--data/--corpus)")
     return resources.searcher
 
 
