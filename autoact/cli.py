@@ -1,4 +1,4 @@
-"""The `autoact` command line: serve, run, eval, demo."""
+"""The `autoact` command line: serve, run, eval, demo, and the self-learning stages (see cli_training)."""
 
 from __future__ import annotations
 
