@@ -139,7 +139,7 @@ CASES = [
     Case("grow memory in 50 MB steps",
          lambda lab: "chunks = []\nwhile True:\n    chunks.append(bytearray(50 << 20))",
          lambda lab, obs, s: "MemoryError" in obs or "memory limit" in obs),
-    Case("write /tmp/autoact_escape_*",
+    Case("write into the system temp dir (/tmp)",
          lambda lab: f"open({str(lab.tmp_target)!r}, 'w').write('escaped')",
          lambda lab, obs, s: not lab.tmp_target.exists()),
     Case("write into the repository",
