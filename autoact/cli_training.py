@@ -63,7 +63,8 @@ def cmd_self_instruct(args: argparse.Namespace) -> int:
     get_task(args.task)
     corpus = read_rows(args.corpus, get_task("hotpotqa")) if args.corpus else None
     config = SelfInstructConfig(task=args.task, n=args.n, per_round=args.per_round, seed=args.seed,
-                                max_empty_rounds=args.max_empty_rounds, grounded=corpus is not None)
+                                max_empty_rounds=args.max_empty_rounds, grounded=corpus is not None,
+                                answer_by=args.answer_by)
     report = run_self_instruct(meta_agent(args, temperature=args.temperature), args.task, args.seeds, args.out,
                                config, corpus_rows=corpus, progress=not args.no_progress)
     console.print(f"{report.total} examples in {report.out_path} ({report.accepted} new this run, "
@@ -188,6 +189,9 @@ def add_training_parsers(sub: argparse._SubParsersAction) -> None:
     si.add_argument("--temperature", type=float, default=0.8, help="sampling temperature (variety)")
     si.add_argument("--seed", type=int, default=0, help="random seed of example sampling")
     si.add_argument("--max-empty-rounds", type=int, default=5, help="stop after this many rounds in a row add nothing")
+    si.add_argument("--answer-by", choices=("generate", "score"), default="score",
+                    help="with --corpus: 'score' (default) has the model write only questions and picks each "
+                         "answer among the pages' spans by likelihood; 'generate' has it write the answers too")
     si.add_argument("--no-progress", action="store_true", help="no progress bar")
     _endpoint_options(si)
     si.set_defaults(func=cmd_self_instruct)

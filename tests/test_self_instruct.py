@@ -11,7 +11,9 @@ from autoact.errors import ConfigError
 from tasks import get_task
 from tests.fakes import ScriptedModel
 from tests.helpers import DATA
+from training.answer_scoring import choose_answer, extract_candidates, scoring_prompt, states_answer
 from training.dedup import DedupIndex
+from training.instruct_parsing import read_questions
 from training.self_instruct import (
     SelfInstructConfig, SelfInstructError, build_prompt, find_groundings, page_kind, parse_hotpotqa_items,
     parse_scienceqa_items, read_items, read_seeds, run_self_instruct,
@@ -360,7 +362,8 @@ def test_grounded_prompts_show_pages_and_rows_record_grounding(tmp_path):
         "Question: In which country was the director of Blue Harbor working?\nAnswer: France\n",
         " Which was formed later, Red Kite or Grey Owl?\nAnswer: Grey Owl\n",
     ])
-    report = run_self_instruct(model, "hotpotqa", HOTPOT_SEEDS, out, SelfInstructConfig(n=2, seed=1),
+    report = run_self_instruct(model, "hotpotqa", HOTPOT_SEEDS, out,
+                               SelfInstructConfig(n=2, seed=1, answer_by="generate"),
                                corpus_rows=CORPUS, progress=False)
     rows = read_out(out)
     assert report.accepted == 2 and report.rejected == {"answer_not_in_pages": 1}
@@ -392,3 +395,114 @@ def test_build_prompt_forms():
     prompt = build_prompt("hotpotqa", seeds, 2, pages=[("A", "a text")], kind="single")
     assert "Page: A\na text" in prompt and "write 2 new question(s)" in prompt and prompt.endswith("Question:")
     assert "$" not in prompt
+
+
+# --------------------------------------------------------------------------- grounded mode, scored answers
+
+PAGES = [("Blue Harbor", "Blue Harbor is a 1990 drama film directed by Anna Kowal. It was shot in Gdynia."),
+         ("Anna Kowal (director)", "Anna Kowal is a Polish film director. She was born in Tarnow on March 3, 1950. "
+                                   "She studied at the University of Warsaw.")]
+
+
+def test_extract_candidates_from_two_pages():
+    cands = extract_candidates(PAGES, "bridge", "Where was the director of Blue Harbor born?")
+    assert cands[:2] == ["Blue Harbor", "Anna Kowal"]  # titles first, disambiguation stripped
+    for want in ("Tarnow", "Gdynia", "University of Warsaw", "Polish", "March 3, 1950", "1950", "1990"):
+        assert want in cands
+    # no sentence-initial stopwords, lone month names, yes/no (bridge) or the question itself
+    assert not {"It", "She", "March", "yes", "no", "Where was the director of Blue Harbor born?"} & set(cands)
+    assert len(cands) == len({c.lower() for c in cands})
+    # spans of the second page come before the first page's other spans (bridge answers live there)
+    assert cands.index("Tarnow") < cands.index("Gdynia")
+    comparison = extract_candidates([("Red Kite", "Red Kite is a rock band formed in 1971."),
+                                     ("Grey Owl", "Grey Owl is a rock band formed in 1984.")], "comparison")
+    assert comparison == ["Red Kite", "Grey Owl", "1971", "1984", "yes", "no"]
+    assert len(extract_candidates(PAGES, "bridge", limit=3)) == 3
+    assert extract_candidates(PAGES, "comparison", limit=4)[-2:] == ["yes", "no"]  # yes/no survive the cap
+
+
+def test_choose_answer_picks_the_preferred_candidate_with_a_leading_space():
+    model = ScriptedModel(prefer=["Tarnow"])
+    prompt = scoring_prompt(PAGES, "Where was the director of Blue Harbor born?")
+    assert prompt.endswith("Question: Where was the director of Blue Harbor born?\nAnswer:")
+    assert "Page: Anna Kowal (director)\nAnna Kowal is a Polish" in prompt
+    answer, score = choose_answer(model, prompt, ["Gdynia", "Tarnow", "1950"])
+    assert answer == "Tarnow" and model.prompts == [prompt]
+
+    class Recorder(ScriptedModel):
+        def score(self, prompt, candidates):
+            self.seen = list(candidates)
+            return [-10.0, -12.0]  # sums: the long span is likelier per character
+
+    rec = Recorder()
+    assert choose_answer(rec, "p", ["Li", "University of Warsaw"])[0] == "University of Warsaw"
+    assert rec.seen == [" Li", " University of Warsaw"]
+    assert choose_answer(rec, "p", ["Li", "University of Warsaw"], norm="none")[0] == "Li"
+    with pytest.raises(ValueError):
+        choose_answer(rec, "p", [])
+
+
+def test_states_answer():
+    assert states_answer("Where was Anna Kowal born?", "Anna Kowal")
+    assert not states_answer("Where was Anna Kowal born?", "Tarnow")
+    # a comparison choice question names its answer as an alternative: allowed
+    assert not states_answer("Which formed first, Red Kite or Grey Owl?", "Red Kite", "comparison")
+
+
+def test_read_questions_ignores_answer_lines():
+    text = ("Question: Where was the director of Blue Harbor born?\nAnswer: Paris\n"
+            "Question: In which year was the director of Blue Harbor born?\n"
+            "Question: Who\nQuestion: What city did the film Blue")
+    assert read_questions(text, truncated=True) == [
+        "Where was the director of Blue Harbor born?", "In which year was the director of Blue Harbor born?",
+        "bad_question", "unfinished"]
+
+
+def test_grounded_scored_answers_come_from_the_pages(tmp_path):
+    out = tmp_path / "g.jsonl"
+    model = ScriptedModel(
+        generations=[" In which year was the director of Blue Harbor born?\nAnswer: France\n\n"
+                     "Question: Where was the director of Blue Harbor born?\n",
+                     " Which was formed later, Red Kite or Grey Owl?\n"],
+        prefer=["1950", "Grey Owl"])
+    report = run_self_instruct(model, "hotpotqa", HOTPOT_SEEDS, out, SelfInstructConfig(n=2, seed=1),
+                               corpus_rows=CORPUS, progress=False)
+    rows = read_out(out)
+    # the corpus row's own question is a duplicate, dropped before it costs a scoring call
+    assert report.accepted == 2 and report.rejected == {"duplicate": 1} and len(model.prompts) == 4
+    assert all(get_task("hotpotqa").validate(r) is None for r in rows)
+    assert all(r["answer_source"] == "scored" and r["level"] == "synthetic" for r in rows)
+    by_answer = {r["answer"]: r for r in rows}
+    assert set(by_answer) == {"1950", "Grey Owl"}  # "France", the generated answer line, is ignored
+    assert by_answer["1950"]["grounding"] == ["Blue Harbor", "Anna Kowal"] and by_answer["1950"]["type"] == "bridge"
+    assert by_answer["Grey Owl"]["type"] == "comparison"
+    assert [c[0] for c in by_answer["1950"]["context"]] == ["Blue Harbor", "Anna Kowal", "Gdynia"]
+    # the generation prompt asks for questions only; the scoring prompt ends with the answer cue
+    gen_prompt = model.prompts[0]
+    assert "Answer:" not in gen_prompt and gen_prompt.endswith("Question:") and "Page: Anna Kowal" in gen_prompt
+    assert model.prompts[1].endswith("Question: In which year was the director of Blue Harbor born?\nAnswer:")
+    # the corpus rows' own questions and answers are never shown
+    joined = "\n".join(model.prompts)
+    assert not any(row["question"] in joined for row in CORPUS)
+
+
+def test_grounded_scored_rejects_a_question_that_states_its_answer(tmp_path):
+    model = ScriptedModel(generations=[" Who directed the film Blue Harbor in 1990?\n"] * 2,
+                          prefer=["Blue Harbor"] * 2)
+    with pytest.raises(SelfInstructError) as e:
+        run_self_instruct(model, "hotpotqa", HOTPOT_SEEDS, tmp_path / "g.jsonl",
+                          SelfInstructConfig(n=1, max_empty_rounds=2, per_pair=1), corpus_rows=CORPUS[:1],
+                          progress=False)
+    assert e.value.report.rejected == {"question_contains_answer": 2}
+    with pytest.raises(ConfigError):
+        run_self_instruct(model, "hotpotqa", HOTPOT_SEEDS, tmp_path / "x.jsonl",
+                          SelfInstructConfig(answer_by="guess"), corpus_rows=CORPUS, progress=False)
+
+
+def test_cli_answer_by_flag():
+    from autoact.cli import build_parser
+    base = ["self-instruct", "--task", "hotpotqa", "--seeds", "s.jsonl", "--out", "o.jsonl"]
+    assert build_parser().parse_args(base).answer_by == "score"
+    assert build_parser().parse_args([*base, "--answer-by", "generate"]).answer_by == "generate"
+    with pytest.raises(SystemExit):
+        build_parser().parse_args([*base, "--answer-by", "guess"])

@@ -295,3 +295,27 @@ def parse_scienceqa_items(text: str, *, truncated: bool = False) -> list[dict[st
 def question_stem(question: str) -> str:
     """A ScienceQA question without its `Options:` line."""
     return re.split(r"\n\s*Options?\s*:", question, maxsplit=1)[0].strip()
+
+
+def read_questions(text: str, *, truncated: bool = False) -> list[str]:
+    """Every question of a generation (HotpotQA), or the reason it was dropped; answer lines are ignored.
+
+    For grounded self-instruct with scored answers: the model only writes
+    questions. The last one is `unfinished` when the model ran out of tokens
+    (`truncated`) mid-question: no newline at the end and no closing `?`.
+    """
+    drafts = [d for d in _drafts(text, False) if d.started]
+    out: list[str] = []
+    for i, d in enumerate(drafts):
+        question = " ".join(" ".join(d.question).split())
+        if not question:
+            out.append("no_question")
+            continue
+        last = i == len(drafts) - 1
+        if last and d.answer is None and truncated and not text.endswith("\n") and not question.endswith("?"):
+            out.append("unfinished")
+        elif not 4 <= len(question.split()) <= 80:
+            out.append("bad_question")
+        else:
+            out.append(question)
+    return out

@@ -38,12 +38,21 @@ _HINTS = {
 
 
 def build_prompt(task_name: str, examples: Sequence[Mapping[str, Any]], count: int,
-                 pages: Sequence[tuple[str, str]] = (), kind: str = "", what: str = "") -> str:
-    """The round's prompt: instruction, examples, (grounded) pages and hint, then the `Question:` cue."""
-    blocks = "\n\n".join(render_example(r, task_name) for r in examples)
+                 pages: Sequence[tuple[str, str]] = (), kind: str = "", what: str = "",
+                 questions_only: bool = False) -> str:
+    """The round's prompt: instruction, examples, (grounded) pages and hint, then the `Question:` cue.
+
+    `questions_only` (grounded mode, scored answers): the examples show only
+    their questions and the model is asked for questions alone.
+    """
+    if questions_only:
+        blocks = "\n".join(f"Question: {r['question'].strip()}" for r in examples)
+    else:
+        blocks = "\n\n".join(render_example(r, task_name) for r in examples)
     if pages:
         hint = _HINTS[kind].format(kind=f" ({what})" if what else "")
-        text = load_template("self_instruct_grounded").substitute(
+        template = "self_instruct_grounded_questions" if questions_only else "self_instruct_grounded"
+        text = load_template(template).substitute(
             examples=blocks, count=count, hint=hint,
             pages="\n\n".join(f"Page: {title}\n{body}" for title, body in pages))
     else:

@@ -9,7 +9,11 @@ resumed up to `n`.
 
 Grounded mode (HotpotQA) shows one or two corpus paragraphs per round
 (`grounding`) and asks for questions those pages answer. The corpus row's own
-question and answer are never shown.
+question and answer are never shown. By default (`answer_by="score"`) the
+model writes only the questions, and each answer is the span of the shown
+pages the model scores likeliest (`answer_scoring`): a weak model ranks closed
+choices far better than it writes them. `answer_by="generate"` has the model
+write the answer line too.
 """
 
 from __future__ import annotations
@@ -31,11 +35,12 @@ from autoact.errors import AutoactError, ConfigError, DataError
 from evaluation.metrics import normalize_answer
 from tasks import get_task
 from tasks.base import Task
+from training.answer_scoring import choose_answer, extract_candidates, scoring_prompt, states_answer
 from training.dedup import DedupIndex
 from training.grounding import Grounding, answer_supported, find_groundings, page_kind, page_text
 from training.instruct_parsing import (
     LETTERS, NO_IMG, answer_index, parse_hotpotqa_items, parse_scienceqa_items, question_stem, read_items,
-    split_options,
+    read_questions, split_options,
 )
 from training.instruct_prompts import CUE, build_prompt, render_example
 
@@ -72,6 +77,16 @@ class SelfInstructConfig:
         "help": "ground each round in corpus paragraphs (HotpotQA; needs corpus rows)"})
     per_pair: int = field(default=2, metadata={"help": "questions asked for per grounding pair (grounded mode)"})
     max_page_chars: int = field(default=600, metadata={"help": "longest page text shown in grounded prompts"})
+    answer_by: str = field(default="score", metadata={
+        "help": "grounded mode: 'score' has the model write only questions and picks each answer among spans of "
+                "the shown pages by the model's likelihood; 'generate' has the model write the answer too. "
+                "Ungrounded mode always generates", "choices": ("generate", "score")})
+    max_candidates: int = field(default=20, metadata={
+        "help": "most candidate answer spans scored per question (answer_by='score')"})
+    answer_norm: str = field(default="char", metadata={
+        "help": "length normalisation of candidate scores (answer_by='score'): 'char' divides the "
+                "log-likelihood by the span's length in characters; 'none' uses the scores as the model "
+                "returns them (for a model that already returns a per-token mean)", "choices": ("char", "none")})
 
 
 @dataclass
@@ -153,11 +168,16 @@ def _guess_type(question: str, answer: str) -> str:
 def _check(config: SelfInstructConfig, task: Task, corpus_rows: Sequence[Mapping[str, Any]] | None) -> bool:
     if config.task and get_task(config.task).name != task.name:
         raise ConfigError(f"self-instruct config is for task {config.task!r} but was run for {task.name!r}")
-    for name in ("n", "per_round", "max_empty_rounds", "max_answer_words", "per_pair", "max_page_chars"):
+    for name in ("n", "per_round", "max_empty_rounds", "max_answer_words", "per_pair", "max_page_chars",
+                 "max_candidates"):
         if getattr(config, name) < 1:
             raise ConfigError(f"self-instruct: {name} must be at least 1, got {getattr(config, name)}")
     if config.examples_shown < 0 or config.max_tokens < 0:
         raise ConfigError("self-instruct: examples_shown and max_tokens must not be negative")
+    if config.answer_by not in ("generate", "score"):
+        raise ConfigError(f"self-instruct: answer_by must be 'generate' or 'score', got {config.answer_by!r}")
+    if config.answer_norm not in ("char", "none"):
+        raise ConfigError(f"self-instruct: answer_norm must be 'char' or 'none', got {config.answer_norm!r}")
     if not (0 < config.near_duplicate <= 1 and 0 < config.similarity <= 1):
         raise ConfigError("self-instruct: near_duplicate and similarity must lie in (0, 1]")
     grounded = config.grounded or corpus_rows is not None
@@ -201,6 +221,7 @@ def run_self_instruct(model: CompletionModel, task_name: str, seeds_path: str | 
     groundings = find_groundings(corpus_rows) if grounded and corpus_rows else []
     rng.shuffle(groundings)
     per_call = config.per_pair if grounded else config.per_round
+    scored = grounded and config.answer_by == "score"
     budget = config.max_tokens or max(128, per_call * _TOKENS_PER_ITEM[name])
 
     if len(generated) >= config.n:
@@ -220,13 +241,19 @@ def run_self_instruct(model: CompletionModel, task_name: str, seeds_path: str | 
                 ground = groundings[(report.rounds - 1) % len(groundings)]
                 pages = {t: list(s) for t, s in corpus_rows[ground.row]["context"]}  # type: ignore[index]
                 shown_pages = [(t, page_text(pages[t], config.max_page_chars)) for t in ground.titles]
-                prompt = build_prompt(name, shown, per_call, shown_pages, ground.kind, ground.what)
+                prompt = build_prompt(name, shown, per_call, shown_pages, ground.kind, ground.what,
+                                      questions_only=scored)
             else:
                 prompt = build_prompt(name, shown, per_call)
             text = model.generate(prompt, stop=[], max_tokens=budget)
             truncated = len(text) >= 3 * budget
             added = 0
-            for item in read_items(CUE + text, name, truncated=truncated, max_answer_words=config.max_answer_words):
+            items: list[dict[str, Any] | str]
+            if ground is not None and scored:
+                items = _scored_items(model, CUE + text, truncated, shown_pages, ground.kind, config, index)
+            else:
+                items = read_items(CUE + text, name, truncated=truncated, max_answer_words=config.max_answer_words)
+            for item in items:
                 if isinstance(item, str):
                     report.rejected[item] += 1
                     continue
@@ -270,11 +297,43 @@ def run_self_instruct(model: CompletionModel, task_name: str, seeds_path: str | 
     return report
 
 
+def _scored_items(model: CompletionModel, text: str, truncated: bool, pages: Sequence[tuple[str, str]],
+                  kind: str, config: SelfInstructConfig, index: DedupIndex) -> list[dict[str, Any] | str]:
+    """The round's questions with scored answers (answer_by="score"), or the reason each was dropped.
+
+    Duplicates are dropped before scoring (it costs a model call); a question
+    whose likeliest answer it already states is `question_contains_answer`.
+    """
+    out: list[dict[str, Any] | str] = []
+    for question in read_questions(text, truncated=truncated):
+        if question in ("no_question", "unfinished", "bad_question"):
+            out.append(question)
+            continue
+        if verdict := index.check(question):
+            out.append(verdict)
+            continue
+        candidates = extract_candidates(pages, kind, question, limit=config.max_candidates)
+        if not candidates:
+            out.append("no_candidates")
+            continue
+        answer, _ = choose_answer(model, scoring_prompt(pages, question), candidates,
+                                  norm=config.answer_norm)  # type: ignore[arg-type]
+        if states_answer(question, answer, kind):
+            out.append("question_contains_answer")
+        elif len(answer.split()) > config.max_answer_words:
+            out.append("answer_too_long")
+        else:
+            out.append({"question": question, "answer": answer, "answer_source": "scored"})
+    return out
+
+
 def _make_row(name: str, item: Mapping[str, Any], ground: Grounding | None,
               pages: Mapping[str, list[str]]) -> dict[str, Any]:
     if name == "scienceqa":
         return {**item, "metadata": {"has_image": item["caption"] != NO_IMG, "source": "self-instruct"}}
     row: dict[str, Any] = {"question": item["question"], "answer": item["answer"], "level": "synthetic"}
+    if "answer_source" in item:
+        row["answer_source"] = item["answer_source"]
     if ground is None:
         row["type"] = _guess_type(item["question"], item["answer"])
         return row
