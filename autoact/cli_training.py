@@ -103,7 +103,6 @@ def _token_counter(spec: str) -> tuple[Callable[[str], int], str]:
 
 
 def cmd_differentiate(args: argparse.Namespace) -> int:
-    from autoact.cli import console
     from prompts.builder import prompts_version
     from tools import default_tool_specs, load_tool_specs
     from training.dataset import read_trajectories, write_dataset

@@ -9,7 +9,7 @@ from evaluation.results import ResultsFile
 from evaluation.runner import EvalOptions, evaluate
 from graph import AgentGroup, GroupContext
 from tasks import get_task
-from tests.fakes import ScriptedPlan, scripted_tool
+from tests.fakes import ScriptedPlan
 from tests.helpers import ROWS, hotpot_toolbox
 
 TASK = get_task("hotpotqa")
