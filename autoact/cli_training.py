@@ -1,4 +1,4 @@
-"""CLI commands of the Meta-Agent's self-learning stages: select-tools, synthesize, differentiate, inspect."""
+"""CLI commands of the self-learning stages: select-tools, self-instruct, synthesize, differentiate, train, inspect."""
 
 from __future__ import annotations
 
@@ -131,6 +131,68 @@ def cmd_differentiate(args: argparse.Namespace) -> int:
     return 0
 
 
+def _train_config(args: argparse.Namespace) -> Any:
+    from training.lora import TrainConfig
+    modules = tuple(m.strip() for m in args.target_modules.split(",") if m.strip())
+    return TrainConfig(epochs=args.epochs, lora_r=args.lora_r, lora_alpha=args.lora_alpha,
+                       lora_dropout=args.lora_dropout, target_modules=modules, lr=args.lr,
+                       max_length=args.max_length, batch_size=args.batch_size, grad_accum=args.grad_accum,
+                       warmup_ratio=args.warmup_ratio, gradient_checkpointing=args.gradient_checkpointing,
+                       save_steps=args.save_steps, max_steps=args.max_steps, seed=args.seed,
+                       deepspeed=args.deepspeed)
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    """Train LoRA adapters: one file → one adapter, or `--roles` over a differentiated dataset directory."""
+    from autoact.cli import console
+    from serving.model_store import resolve_model
+    from training.differentiate import ROLES
+    from training.lora import train_adapter
+
+    config = _train_config(args)
+    config.check()
+    base = resolve_model(args.base).path
+    data, out = Path(args.data), Path(args.out)
+    jobs: list[tuple[str, list[Path], Path]] = []
+    if args.roles is None:
+        if data.is_dir():
+            raise ConfigError(f"--data {data} is a directory: pass --roles plan,tool,reflect (or all) to train "
+                              "its role files, or name one file")
+        jobs.append((data.stem, [data], out))
+    else:
+        roles = [r.strip() for r in args.roles.split(",") if r.strip()]
+        unknown = [r for r in roles if r not in (*ROLES, "all")]
+        if unknown or not roles:
+            raise ConfigError(f"--roles {args.roles}: choose among {', '.join(ROLES)} or all")
+        if not data.is_dir():
+            raise ConfigError(f"--data {data}: with --roles, give the dataset directory (plan.jsonl, ...)")
+        for role in roles:
+            files = [data / f"{r}.jsonl" for r in ROLES] if role == "all" else [data / f"{role}.jsonl"]
+            jobs.append((role, files, out / role))
+    table = Table(title=f"LoRA adapters on {base.name}")
+    for col in ("adapter", "pairs", "steps", "final loss", "seconds", "tokens/s", "where"):
+        table.add_column(col, justify="right")
+    missing: list[str] = []
+    for name, files, target in jobs:
+        empty = [f for f in files if not f.is_file() or not f.read_text(encoding="utf-8").strip()]
+        if args.roles is not None and len(empty) == len(files):
+            console.print(f"[yellow]skipping {name}:[/] no training pairs in {', '.join(map(str, empty))}")
+            missing.append(name)
+            continue
+        files = [f for f in files if f not in empty] if args.roles is not None else files
+        console.print(f"training {name} on {', '.join(map(str, files))} → {target}")
+        report = train_adapter(files, target, base, config, resume=args.resume, overwrite=args.overwrite,
+                               progress=not args.no_progress)
+        loss = "—" if report.final_loss is None else f"{report.final_loss:.4f}"
+        table.add_row(name, str(report.pairs), str(report.steps), loss,
+                      "done before" if report.skipped else f"{report.train_seconds:.1f}",
+                      "" if report.skipped else f"{report.tokens_per_second:.0f}", str(target))
+    console.print(table)
+    if missing:
+        console.print(f"[yellow]no adapter for {', '.join(missing)}[/]: serve the base model in that role")
+    return 0
+
+
 def _print_stats(stats: dict[str, Any]) -> None:
     from autoact.cli import console
     console.print(f"trajectories {stats['trajectories']}, kept {stats['kept']} "
@@ -190,7 +252,9 @@ def add_training_parsers(sub: argparse._SubParsersAction) -> None:
     si.add_argument("--max-empty-rounds", type=int, default=5, help="stop after this many rounds in a row add nothing")
     si.add_argument("--answer-by", choices=("generate", "score"), default="score",
                     help="with --corpus: 'score' (default) has the model write only questions and picks each "
-                         "answer among the pages' spans by likelihood; 'generate' has it write the answers too")
+                         "answer among the pages' spans by likelihood; 'generate' has it write the answers too. "
+                         "ScienceQA: 'score' fills in one field at a time and scores the answer among the options; "
+                         "'generate' has the model write whole examples")
     si.add_argument("--no-progress", action="store_true", help="no progress bar")
     _endpoint_options(si)
     si.set_defaults(func=cmd_self_instruct)
@@ -213,6 +277,33 @@ def add_training_parsers(sub: argparse._SubParsersAction) -> None:
     dif.add_argument("--task", default=None, help="task whose default tools to assume when there is no meta file")
     dif.add_argument("--tokenizer", default="default", help="tokenizer for length stats: default, a model dir, or none")
     dif.set_defaults(func=cmd_differentiate)
+
+    tr = sub.add_parser("train", help="train LoRA adapters of the plan, tool and reflect agents")
+    tr.add_argument("--data", required=True, help="a role's pairs JSONL, or with --roles the dataset directory")
+    tr.add_argument("--out", required=True, help="adapter directory, or with --roles the parent of one per role")
+    tr.add_argument("--roles", default=None, help="plan,tool,reflect (any of them) or all (one adapter on "
+                    "every role's data)")
+    tr.add_argument("--base", default="default", help="base model: default (embedded SmolLM2) or a model dir")
+    tr.add_argument("--epochs", type=float, default=5.0)
+    tr.add_argument("--lora-r", type=int, default=8)
+    tr.add_argument("--lora-alpha", type=int, default=16)
+    tr.add_argument("--lora-dropout", type=float, default=0.05)
+    tr.add_argument("--target-modules", default="q_proj,v_proj", help="comma-separated module names")
+    tr.add_argument("--lr", type=float, default=1e-4)
+    tr.add_argument("--max-length", type=int, default=1024, help="longest example in tokens (prompt cut on the left)")
+    tr.add_argument("--batch-size", type=int, default=4)
+    tr.add_argument("--grad-accum", type=int, default=1)
+    tr.add_argument("--warmup-ratio", type=float, default=0.03, help="share of steps to warm up (at least 1)")
+    tr.add_argument("--gradient-checkpointing", action="store_true")
+    tr.add_argument("--save-steps", type=int, default=50, help="checkpoint every N steps (for --resume)")
+    tr.add_argument("--max-steps", type=int, default=-1, help="stop after N optimizer steps (smoke runs)")
+    tr.add_argument("--seed", type=int, default=0)
+    tr.add_argument("--deepspeed", default=None, help="DeepSpeed JSON config (see training/deepspeed/)")
+    tr.add_argument("--resume", action="store_true", help="continue an interrupted run from its last checkpoint")
+    tr.add_argument("--overwrite", action="store_true", help="discard an existing adapter or run in --out")
+    tr.add_argument("--no-progress", action="store_true", help="no progress bar")
+    tr.add_argument("--local_rank", "--local-rank", type=int, default=-1, help=argparse.SUPPRESS)  # deepspeed launcher
+    tr.set_defaults(func=cmd_train)
 
     ins = sub.add_parser("inspect", help="print kept trajectories and dataset stats")
     ins.add_argument("--trajectories", default=None, help="trajectories JSONL")

@@ -16,6 +16,7 @@ from types import FrameType
 from typing import Any
 
 from autoact.errors import AutoactError
+from serving.adapters import group_adapters, parse_adapter_specs
 from serving.launcher import FastChatStack
 from serving.model_store import resolve_model
 
@@ -39,6 +40,12 @@ def add_serve_parser(subparsers: Any) -> argparse.ArgumentParser:
                         help=f"key clients must send (default: ${API_KEY_ENV})")
     parser.add_argument("--conv-template", default=None,
                         help="FastChat conversation template (default: ChatML for ChatML models)")
+    parser.add_argument("--adapters", default=None, metavar="NAME=PATH,...",
+                        help="LoRA adapters to serve beside the base model, sharing its weights "
+                             "(e.g. plan=adapters/plan,tool=adapters/tool,reflect=adapters/reflect)")
+    parser.add_argument("--group", type=Path, default=None, metavar="DIR",
+                        help="serve the role adapters in DIR (plan, tool, reflect, all: what "
+                             "`autoact train --roles` writes) under their role names")
     parser.add_argument("--log-dir", type=Path, default=None,
                         help="where process logs go (default: a new temporary directory)")
     parser.add_argument("--startup-timeout", type=float, default=300.0,
@@ -57,11 +64,13 @@ def cmd_serve(args: argparse.Namespace) -> int:
     stack: FastChatStack | None = None
     try:
         model = resolve_model(args.model, conv_template=args.conv_template)
+        adapters = {**(group_adapters(args.group) if args.group else {}),
+                    **(parse_adapter_specs(args.adapters) if args.adapters else {})}
         stack = FastChatStack(model, host=args.host, port=args.port, api_key=args.api_key,
-                              log_dir=args.log_dir, startup_timeout=args.startup_timeout)
+                              log_dir=args.log_dir, startup_timeout=args.startup_timeout, adapters=adapters)
         print(f"Starting FastChat for {model.name} …", file=sys.stderr, flush=True)
         stack.start()
-        print(f"Serving {stack.model_name} at {stack.base_url}", flush=True)
+        print(f"Serving {', '.join(stack.model_names)} at {stack.base_url}", flush=True)
         print(f"Logs in {stack.log_dir}. Press Ctrl-C to stop.", file=sys.stderr, flush=True)
         while True:
             time.sleep(1.0)

@@ -1,5 +1,8 @@
 """Start and stop a FastChat stack (controller, one model worker, OpenAI API server).
 
+With ``adapters`` the worker is FastChat's ``multi_model_worker`` serving every LoRA adapter
+and the base model on one copy of the base weights (``serving.adapters``).
+
 Every process runs with this interpreter in its own process group, logs to a file in
 ``log_dir``, and is stopped with SIGTERM, then SIGKILL. The controller and the worker
 listen on free loopback ports; only the API server listens on the requested address.
@@ -17,7 +20,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
@@ -26,6 +29,7 @@ from typing import IO, Any
 import httpx
 
 from autoact.errors import ConfigError, ServeError
+from serving.adapters import check_adapters, prepare_adapters
 from serving.model_store import ResolvedModel
 
 LOOPBACK = "127.0.0.1"
@@ -97,6 +101,7 @@ class FastChatStack:
         api_key: str | None = None,
         log_dir: Path | None = None,
         startup_timeout: float = 300,
+        adapters: Mapping[str, Path] | None = None,
     ) -> None:
         if api_key is not None and (not api_key.strip() or "," in api_key):
             raise ConfigError("the API key must be non-empty and contain no comma")
@@ -113,6 +118,9 @@ class FastChatStack:
         self._api_key = api_key
         self._log_dir = Path(log_dir) if log_dir is not None else None
         self.startup_timeout = startup_timeout
+        self.adapters = dict(adapters or {})
+        if self.adapters:
+            check_adapters(self.adapters, model)
         self._procs: list[_Proc] = []
         self._atexit_registered = False
         self._controller_url = ""
@@ -134,6 +142,11 @@ class FastChatStack:
     @property
     def model_name(self) -> str:
         return self.model.name
+
+    @property
+    def model_names(self) -> list[str]:
+        """Every name the stack serves: the base model's, then one per adapter."""
+        return [self.model.name, *self.adapters]
 
     @property
     def api_key(self) -> str | None:
@@ -228,29 +241,36 @@ class FastChatStack:
         )
         self._wait("controller to answer", deadline,
                    lambda c: c.post(f"{controller_url}/list_models").status_code == 200)
-        self._spawn(
-            "worker",
-            ["-m", "serving.worker_main", "fastchat.serve.model_worker",
-             "--host", LOOPBACK, "--port", str(worker_port),
-             "--worker-address", self._worker_url,
-             "--controller-address", controller_url,
-             "--model-path", str(self.model.path), "--model-names", self.model.name,
-             "--conv-template", self.model.conv_template, "--device", "cpu"],
-        )
+        worker_args = ["--host", LOOPBACK, "--port", str(worker_port), "--worker-address", self._worker_url,
+                       "--controller-address", controller_url, "--conv-template", self.model.conv_template,
+                       "--device", "cpu"]
+        if self.adapters:
+            assert self._log_dir is not None
+            served = prepare_adapters(self.adapters, self.model, self._log_dir / "adapters")
+            for name, path in served:
+                worker_args += ["--model-path", str(path), "--model-names", name]
+            # one request at a time: a streamed request switches the shared model's adapter when it
+            # starts, so two interleaved streams of different adapters would mix their weights
+            self._spawn("worker", ["-m", "serving.worker_main", "fastchat.serve.multi_model_worker",
+                                   *worker_args, "--limit-worker-concurrency", "1"],
+                        env={"PEFT_SHARE_BASE_WEIGHTS": "true"})
+        else:
+            self._spawn("worker", ["-m", "serving.worker_main", "fastchat.serve.model_worker", *worker_args,
+                                   "--model-path", str(self.model.path), "--model-names", self.model.name])
         api_args = ["-m", "fastchat.serve.openai_api_server", "--host", self.host,
                     "--port", str(self.port), "--controller-address", controller_url]
         if self._api_key:
             api_args += ["--api-keys", self._api_key]
         self._spawn("api", api_args)
-        self._wait(f"model {self.model.name} to appear in {self.base_url}/models", deadline,
+        self._wait(f"models {', '.join(self.model_names)} to appear in {self.base_url}/models", deadline,
                    self._model_listed)
         self._wait("a first completion", deadline, self._completion_works)
 
-    def _spawn(self, name: str, args: list[str], grace_s: float = 5.0) -> None:
+    def _spawn(self, name: str, args: list[str], grace_s: float = 5.0, env: Mapping[str, str] | None = None) -> None:
         assert self._log_dir is not None
         log_path = self._log_dir / f"{name}.log"
         log_file = log_path.open("ab")
-        env = dict(os.environ)
+        env = {**os.environ, **(env or {})}
         env["PYTHONPATH"] = os.pathsep.join(
             p for p in (str(_REPO_ROOT), env.get("PYTHONPATH", "")) if p
         )
@@ -298,7 +318,8 @@ class FastChatStack:
         response = client.get(f"{self.base_url}/models")
         if response.status_code != 200:
             return False
-        return any(m.get("id") == self.model.name for m in response.json().get("data", []))
+        listed = {m.get("id") for m in response.json().get("data", [])}
+        return set(self.model_names) <= listed
 
     def _completion_works(self, client: httpx.Client) -> bool:
         response = client.post(

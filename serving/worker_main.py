@@ -54,11 +54,18 @@ _FAST_PROMPT_LOGPROBS = """\
 def chatml_stop_token_ids(model_path: str | Path) -> list[int]:
     """Ids of the ChatML end-of-turn tokens in the model's ``tokenizer.json`` (empty if unknown).
 
-    Ids differ between vocabularies, so they are read from the model instead of hard-coded;
+    Ids differ between vocabularies, so they are read from the model (for a LoRA adapter, from
+    its base model) instead of hard-coded;
     FastChat adds the tokenizer's eos token to the stop tokens in any case.
     """
+    path = Path(model_path)
+    if not (path / "tokenizer.json").is_file() and (path / "adapter_config.json").is_file():
+        try:  # a LoRA adapter: its base model has the tokenizer
+            path = Path(json.loads((path / "adapter_config.json").read_text())["base_model_name_or_path"])
+        except (OSError, ValueError, KeyError, TypeError):
+            return []
     try:
-        data = json.loads((Path(model_path) / "tokenizer.json").read_text(encoding="utf-8"))
+        data = json.loads((path / "tokenizer.json").read_text(encoding="utf-8"))
     except (OSError, ValueError):
         return []
     added = data.get("added_tokens", []) if isinstance(data, dict) else []

@@ -305,7 +305,8 @@ def test_scienceqa_run_writes_valid_rows(tmp_path):
            "Options: (A) Maine (B) Ohio (C) Utah\nImage caption: A map of the United States.\n"
            "Image text: Maine; Ohio; Utah\nAnswer: A. Maine\n")
     model = ScriptedModel(generations=[gen])
-    report = run_self_instruct(model, "scienceqa", SCIENCE_SEEDS, out, SelfInstructConfig(n=2), progress=False)
+    report = run_self_instruct(model, "scienceqa", SCIENCE_SEEDS, out, SelfInstructConfig(n=2, answer_by="generate"),
+                               progress=False)
     rows = read_out(out)
     assert report.accepted == 2 and all(get_task("scienceqa").validate(r) is None for r in rows)
     assert rows[1]["answer"] == "A" and rows[1]["ocr"] == "['Maine', 'Ohio', 'Utah']"
@@ -314,6 +315,34 @@ def test_scienceqa_run_writes_valid_rows(tmp_path):
     assert "Options: (A) West Virginia (B) Louisiana (C) Arizona (D) Oklahoma" in prompt
     assert "Image text: Oklahoma; West Virginia; Arizona; Louisiana" in prompt
     assert "Answer: A. West Virginia" in prompt
+
+
+def test_guided_scienceqa_fills_fields_and_scores_the_answer(tmp_path):
+    out = tmp_path / "sqa.jsonl"
+    fields = [" Which animal lives in water?", " frog (B) camel (C) whale", " A photo of the sea.", " OCEAN",
+              " Which is a solid?", " milk (B) milk",  # duplicate options: dropped after two calls
+              " Which word rhymes with cat?", " hat (B) dog", " none"]  # no image: no OCR question
+    model = ScriptedModel(generations=fields, prefer=[" C. whale", " A. hat"])
+    report = run_self_instruct(model, "scienceqa", SCIENCE_SEEDS, out, SelfInstructConfig(n=2, per_round=3),
+                               progress=False)
+    rows = read_out(out)
+    assert report.accepted == 2 and report.rejected == {"bad_options": 1}
+    assert rows[0]["question"] == "Which animal lives in water?\nOptions: (A) frog (B) camel (C) whale"
+    assert rows[0]["answer"] == "C" and rows[0]["caption"] == "A photo of the sea." and rows[0]["ocr"] == "['OCEAN']"
+    assert rows[1]["answer"] == "A" and rows[1]["caption"] == "no img" and rows[1]["ocr"] == "no img"
+    assert all(get_task("scienceqa").validate(r) is None for r in rows)
+    assert all(r["answer_source"] == "scored" for r in rows)
+    first = model.prompts[:5]  # stem, options, caption, OCR, then the scored answer
+    assert first[0].endswith("Question:") and first[1].endswith("Which animal lives in water?\nOptions: (A)")
+    assert first[2].endswith("(A) frog (B) camel (C) whale\nImage caption:")
+    assert first[3].endswith("Image caption: A photo of the sea.\nImage text:")
+    assert first[4].endswith("Image text: OCEAN\nAnswer:")
+
+
+def test_guided_scienceqa_rejects_a_missing_question():
+    from training.guided_items import guided_scienceqa_item
+    model = ScriptedModel(generations=["  \n"])
+    assert guided_scienceqa_item(model, "Question:") == "no_question" and len(model.prompts) == 1
 
 
 def test_seeds_and_config_errors(tmp_path):

@@ -14,6 +14,11 @@ model writes only the questions, and each answer is the span of the shown
 pages the model scores likeliest (`answer_scoring`): a weak model ranks closed
 choices far better than it writes them. `answer_by="generate"` has the model
 write the answer line too.
+
+ScienceQA with `answer_by="score"` (the default) is guided (`guided_items`):
+the model fills in one field at a time after labels we write, and the answer
+is the option it scores likeliest. `answer_by="generate"` has it write whole
+examples, parsed leniently.
 """
 
 from __future__ import annotations
@@ -37,6 +42,7 @@ from tasks import get_task
 from tasks.base import Task
 from training.answer_scoring import choose_answer, extract_candidates, scoring_prompt, states_answer
 from training.dedup import DedupIndex
+from training.guided_items import guided_scienceqa_item
 from training.grounding import Grounding, answer_supported, find_groundings, page_kind, page_text
 from training.instruct_parsing import (
     LETTERS, NO_IMG, answer_index, parse_hotpotqa_items, parse_scienceqa_items, question_stem, read_items,
@@ -80,7 +86,8 @@ class SelfInstructConfig:
     answer_by: str = field(default="score", metadata={
         "help": "grounded mode: 'score' has the model write only questions and picks each answer among spans of "
                 "the shown pages by the model's likelihood; 'generate' has the model write the answer too. "
-                "Ungrounded mode always generates", "choices": ("generate", "score")})
+                "ScienceQA: 'score' fills in one field at a time and scores the answer among the options; "
+                "'generate' has the model write whole examples. Ungrounded HotpotQA always generates", "choices": ("generate", "score")})
     max_candidates: int = field(default=20, metadata={
         "help": "most candidate answer spans scored per question (answer_by='score')"})
     answer_norm: str = field(default="char", metadata={
@@ -222,6 +229,7 @@ def run_self_instruct(model: CompletionModel, task_name: str, seeds_path: str | 
     rng.shuffle(groundings)
     per_call = config.per_pair if grounded else config.per_round
     scored = grounded and config.answer_by == "score"
+    guided = name == "scienceqa" and config.answer_by == "score"
     budget = config.max_tokens or max(128, per_call * _TOKENS_PER_ITEM[name])
 
     if len(generated) >= config.n:
@@ -243,16 +251,24 @@ def run_self_instruct(model: CompletionModel, task_name: str, seeds_path: str | 
                 shown_pages = [(t, page_text(pages[t], config.max_page_chars)) for t in ground.titles]
                 prompt = build_prompt(name, shown, per_call, shown_pages, ground.kind, ground.what,
                                       questions_only=scored)
+            elif guided:
+                prompt = build_prompt(name, shown, 1)
             else:
                 prompt = build_prompt(name, shown, per_call)
-            text = model.generate(prompt, stop=[], max_tokens=budget)
-            truncated = len(text) >= 3 * budget
-            added = 0
             items: list[dict[str, Any] | str]
-            if ground is not None and scored:
-                items = _scored_items(model, CUE + text, truncated, shown_pages, ground.kind, config, index)
+            if guided:
+                items = [guided_scienceqa_item(model, prompt, config.answer_norm)  # type: ignore[arg-type]
+                         for _ in range(per_call)]
+                text = " | ".join(i if isinstance(i, str) else i["question"] for i in items)
             else:
-                items = read_items(CUE + text, name, truncated=truncated, max_answer_words=config.max_answer_words)
+                text = model.generate(prompt, stop=[], max_tokens=budget)
+                truncated = len(text) >= 3 * budget
+                if ground is not None and scored:
+                    items = _scored_items(model, CUE + text, truncated, shown_pages, ground.kind, config, index)
+                else:
+                    items = read_items(CUE + text, name, truncated=truncated,
+                                       max_answer_words=config.max_answer_words)
+            added = 0
             for item in items:
                 if isinstance(item, str):
                     report.rejected[item] += 1

@@ -1,0 +1,74 @@
+"""Guided ScienceQA self-instruct: the model writes one field at a time, the answer is scored.
+
+A small model rarely writes a whole multiple-choice example in the right shape
+(question, lettered options, caption, image text, answer). Guided generation
+writes the labels itself and lets the model fill in one field after another,
+each stopped at the end of its line; the answer, a closed choice, is the
+option the model finds likeliest after `Answer:` instead of a generated letter.
+Every field is checked as it comes, and an item that fails a check is
+returned as the reason (the same reasons `instruct_parsing` reports).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from agents.llm import CompletionModel
+from evaluation.metrics import normalize_answer
+from training.answer_scoring import Norm
+from training.instruct_parsing import LETTERS, NO_IMG, is_empty, split_options
+
+__all__ = ["guided_scienceqa_item"]
+
+#: token budgets of the generated fields
+_STEM_TOKENS, _OPTION_TOKENS, _CAPTION_TOKENS, _OCR_TOKENS = 96, 64, 40, 32
+_FIELD_STOPS = ["\nOptions", "\nAnswer", "\nImage", "\nQuestion", "\n\n\n"]
+
+
+def _line(text: str) -> str:
+    return " ".join(text.split("\n", 1)[0].split())
+
+
+def guided_scienceqa_item(model: CompletionModel, prompt: str, norm: Norm = "char") -> dict[str, Any] | str:
+    """One `{question, choices, answer, caption, ocr}` item, or the reason it was dropped.
+
+    `prompt` is a round prompt ending with the `Question:` cue
+    (`instruct_prompts.build_prompt`); the fields are appended to it in the
+    form `instruct_prompts.render_example` shows examples.
+    """
+    stem = model.generate(prompt, stop=_FIELD_STOPS, max_tokens=_STEM_TOKENS).strip()
+    if len(stem.split()) < 2:
+        return "no_question"
+    if len(stem) >= 3 * _STEM_TOKENS:  # ran out of tokens mid-question
+        return "unfinished"
+    text = f"{prompt} {stem}\nOptions: (A)"
+    raw = model.generate(text, stop=["\n"], max_tokens=_OPTION_TOKENS)
+    _, options = split_options("(A) " + _line(raw), parens_only=True)
+    if len(raw) >= 3 * _OPTION_TOKENS and len(options) > 2:
+        options = options[:-1]  # the last option was cut off
+    options = options[:len(LETTERS)]
+    norms = [normalize_answer(o) for o in options]
+    if len(options) < 2 or not all(norms) or len(set(norms)) < len(norms):
+        return "bad_options"
+    text = f"{text[:-len('(A)')]}" + " ".join(f"({LETTERS[i]}) {o}" for i, o in enumerate(options))
+    caption = _line(model.generate(text + "\nImage caption:", stop=["\n"], max_tokens=_CAPTION_TOKENS))
+    has_image = not is_empty(caption)
+    text += f"\nImage caption: {caption if has_image else 'no image'}"
+    ocr = _line(model.generate(text + "\nImage text:", stop=["\n"], max_tokens=_OCR_TOKENS)) if has_image else ""
+    texts = [] if is_empty(ocr) else [t.strip() for t in ocr.split(";") if t.strip()]
+    text += f"\nImage text: {'; '.join(texts) if texts else 'none'}\nAnswer:"
+    candidates = [f" {LETTERS[i]}. {o}" for i, o in enumerate(options)]
+    scores = model.score(text, candidates)
+    if len(scores) != len(candidates):
+        raise ValueError(f"the model returned {len(scores)} scores for {len(candidates)} options")
+    if norm == "char":
+        scores = [s / max(len(c), 1) for s, c in zip(scores, candidates)]
+    best = max(range(len(options)), key=lambda k: (scores[k], -k))
+    return {
+        "question": f"{stem}\nOptions: " + " ".join(f"({LETTERS[i]}) {o}" for i, o in enumerate(options)),
+        "choices": options,
+        "answer": LETTERS[best],
+        "caption": caption if has_image else NO_IMG,
+        "ocr": repr(texts) if has_image else NO_IMG,
+        "answer_source": "scored",
+    }
