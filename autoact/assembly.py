@@ -58,17 +58,40 @@ class RoleModels:
         return self.plan == self.tool and self.reflect in (None, self.plan)
 
 
+def group_role_names(directory: str | Path) -> dict[str, str]:
+    """Served model names of a trained group (`--group DIR`): each role's own adapter, else `all`.
+
+    Roles with neither adapter in DIR are left out (the base model plays them).
+    """
+    from serving.adapters import group_adapters
+    found = group_adapters(Path(directory))
+    return {role: role if role in found else "all" for role in ROLE_NAMES if role in found or "all" in found}
+
+
 def resolve_role_models(base_url: str, api_key: str | None, model: str | None = None,
                         plan: str | None = None, tool: str | None = None, reflect: str | None = None,
-                        no_reflect: bool = False) -> RoleModels:
-    """Bind `--model` to every role, overridden per role; the default is the served base model."""
-    default = model or default_model(list_models(base_url, api_key), base_url)
-    return RoleModels(plan or default, tool or default, None if no_reflect else (reflect or default))
+                        no_reflect: bool = False, group: str | Path | None = None) -> RoleModels:
+    """Bind `--model` to every role, overridden per role; the default is the served base model.
+
+    `group` (a `train --roles` output directory) names each role's adapter, as `autoact serve
+    --group` serves them; explicit per-role models still win. Every named model must be served.
+    """
+    served = list_models(base_url, api_key)
+    default = model or default_model(served, base_url)
+    named = group_role_names(group) if group else {}
+    roles = RoleModels(plan or named.get("plan", default), tool or named.get("tool", default),
+                       None if no_reflect else (reflect or named.get("reflect", default)))
+    for role, name in (("plan", roles.plan), ("tool", roles.tool), ("reflect", roles.reflect)):
+        if name is not None and name not in served:
+            hint = f"; serve the group with `autoact serve --group {group}`" if group else ""
+            raise ConfigError(f"the {role} model {name!r} is not served at {base_url} "
+                              f"(served: {', '.join(served) or 'nothing'}){hint}")
+    return roles
 
 
 def default_model(served: Sequence[str], base_url: str) -> str:
     """The base model among the served names (role adapters are named after their roles)."""
-    bases = [m for m in served if m not in ROLE_NAMES]
+    bases = [m for m in served if m not in (*ROLE_NAMES, "all")]
     if not bases:
         raise EndpointError(f"no model is served at {base_url}")
     return bases[0]

@@ -34,6 +34,9 @@ def add_group_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--plan-model", default=None, help="model of the plan agent")
     p.add_argument("--tool-model", default=None, help="model of the tool agent")
     p.add_argument("--reflect-model", default=None, help="model of the reflect agent")
+    p.add_argument("--group", default=None, metavar="DIR",
+                   help="the trained group in DIR (from `autoact train --roles`, served with `autoact serve --group "
+                        "DIR`): each role uses its adapter (plan, tool, reflect, or all for every role)")
     p.add_argument("--no-reflect", action="store_true", help="no reflect agent: the first Finish is final")
     p.add_argument("--tools", default=None, help="tool list JSON (DESIGN §2); default: the task's built-in set")
     p.add_argument("--wiki", choices=("offline", "live"), default="offline",
@@ -56,12 +59,13 @@ def make_group(args: argparse.Namespace, task: Task, rows: Sequence[dict] | None
         raise ConfigError("--max-steps must be >= 1, --max-reflections >= 0 and --context-tokens >= 64")
     toolbox = build_task_toolbox(task, rows, args.tools, args.wiki, args.database, args.triples, args.image_dir)
     roles = resolve_role_models(args.base_url, args.api_key, args.model, args.plan_model,
-                                args.tool_model, args.reflect_model, args.no_reflect)
+                                args.tool_model, args.reflect_model, args.no_reflect, getattr(args, "group", None))
     endpoint = EndpointConfig(base_url=args.base_url, api_key=args.api_key, timeout=args.timeout)
     limits = Limits(max_steps=args.max_steps, max_reflections=args.max_reflections,
                     context_tokens=args.context_tokens)
+    prompts = "roles" if getattr(args, "group", None) and args.prompts == "auto" else args.prompts
     return build_group(task, toolbox, roles, endpoint, AgentSettings(scored=not args.free_actions),
-                       limits, args.prompts)
+                       limits, prompts)
 
 
 def cmd_run(args: argparse.Namespace) -> int:

@@ -81,11 +81,12 @@ def cmd_synthesize(args: argparse.Namespace) -> int:
     task = get_task(args.task)
     questions = read_rows(args.questions, task)
     corpus = read_rows(args.corpus, get_task("hotpotqa")) if args.corpus else questions
-    if args.model is None:
-        args.model = resolve_role_models(args.base_url, args.api_key).plan
-    args.plan_model = args.tool_model = args.reflect_model = None  # the Meta-Agent plays every role
+    if args.group is None:  # the Meta-Agent plays every role (a trained --group synthesizes the next round)
+        if args.model is None:
+            args.model = resolve_role_models(args.base_url, args.api_key).plan
+        args.plan_model = args.tool_model = args.reflect_model = None
     group = make_group(args, task, corpus)
-    info = {"model": args.model, "base_url": args.base_url, "questions": str(args.questions),
+    info = {"model": args.model, "group": args.group, "base_url": args.base_url, "questions": str(args.questions),
             "corpus": str(args.corpus) if args.corpus else None, "scored": not args.free_actions}
     summary = synthesize(group, task, questions, Path(args.out), args.concurrency, not args.no_progress, info)
     console.print(summary_table(summary, task.metrics, title=f"synthesis on {task.name} (success = reward 1)"))
@@ -122,10 +123,11 @@ def cmd_differentiate(args: argparse.Namespace) -> int:
     else:
         raise ConfigError(f"{meta_path(path)} is missing: pass --tools FILE or --task NAME to say which tools "
                           "the trajectories used")
-    data = differentiate(rows, tools, args.min_reward, args.max_trajectories)
+    data = differentiate(rows, tools, args.min_reward, args.max_trajectories, unfiltered=args.unfiltered)
     count, how = _token_counter(args.tokenizer)
     source = {"trajectories": str(path), "synthesis": meta, "prompts_version": prompts_version(),
-              "min_reward": args.min_reward, "max_trajectories": args.max_trajectories, "token_counts": how}
+              "min_reward": args.min_reward, "max_trajectories": args.max_trajectories,
+              "unfiltered": args.unfiltered, "token_counts": how}
     stats = write_dataset(Path(args.out), data, len(rows), source, count)
     _print_stats(stats)
     return 0
@@ -273,6 +275,8 @@ def add_training_parsers(sub: argparse._SubParsersAction) -> None:
     dif.add_argument("--out", required=True, help="output directory for plan/tool/reflect.jsonl and stats.json")
     dif.add_argument("--max-trajectories", type=int, default=200, help="keep at most this many trajectories")
     dif.add_argument("--min-reward", type=float, default=1.0, help="keep trajectories with at least this reward")
+    dif.add_argument("--unfiltered", action="store_true", help="ablation: keep every trajectory that ran "
+                     "without an error, right or wrong, finished or not")
     dif.add_argument("--tools", default=None, help="tool list the trajectories used (default: from the meta file)")
     dif.add_argument("--task", default=None, help="task whose default tools to assume when there is no meta file")
     dif.add_argument("--tokenizer", default="default", help="tokenizer for length stats: default, a model dir, or none")

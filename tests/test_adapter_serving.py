@@ -134,3 +134,26 @@ def test_worker_memory_stays_near_one_base_model(adapter_stack, tiny_stack):
 
     # four served names on one set of base weights cost about what one plain worker costs
     assert rss(adapter_stack) < 1.5 * rss(tiny_stack)
+
+
+@pytest.mark.integration
+def test_run_with_a_served_group_binds_each_role_to_its_adapter(adapter_stack, role_adapters, tmp_path):
+    import subprocess
+    import sys
+
+    from autoact.cli import build_parser, make_group
+    from tasks import get_task
+    from tests.helpers import ROWS
+
+    group_dir = role_adapters["plan"].parent
+    data = tmp_path / "rows.jsonl"
+    data.write_text("".join(json.dumps(r) + "\n" for r in ROWS))
+    argv = ["--task", "hotpotqa", "--base-url", adapter_stack.base_url, "--group", str(group_dir),
+            "--max-steps", "2", "--data", str(data), "--id", "q1"]
+    args = build_parser().parse_args(["run", *argv])
+    ctx = make_group(args, get_task("hotpotqa"), ROWS).context
+    assert (ctx.plan.model.name, ctx.tool.model.name, ctx.reflect.model.name) == ROLES
+    assert (ctx.plan.role, ctx.tool.role, ctx.reflect.role) == ROLES  # trained agents get their role prompts
+    done = subprocess.run([sys.executable, "-m", "autoact", "run", *argv], capture_output=True, text=True,
+                          timeout=600)
+    assert done.returncode == 0 and "Answer:" in done.stdout, done.stdout[-2000:] + done.stderr[-2000:]

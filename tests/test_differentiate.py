@@ -74,6 +74,13 @@ def test_filtering_keeps_only_exactly_right_finished_trajectories(tmp_path):
     assert json.loads((tmp_path / "stats.json").read_text())["source"] == {"model": "m"}
 
 
+def test_unfiltered_ablation_keeps_wrong_and_halted_but_not_failed_runs():
+    rows = [trajectory(1), trajectory(2, reward=0.0), trajectory(3, halted=True), trajectory(4, error="boom"),
+            {**trajectory(5), "transcript": []}]
+    data = differentiate(rows, TOOLS, unfiltered=True)
+    assert data.kept == 3 and dict(data.dropped) == {"error": 1, "empty transcript": 1}
+
+
 def test_invalid_steps_give_no_pairs():
     bad = [{"node": "plan", "thought": "?", "action": "", "argument": "", "observation": "Invalid action: x"},
            *STEPS]

@@ -90,3 +90,27 @@ def test_self_instruct_synthesize_differentiate_end_to_end(tiny_model_dir, tmp_p
     assert stats["source"]["synthesis"]["task"] == "hotpotqa" and stats["source"]["prompts_version"]
     tool_pair = json.loads((dataset / "tool.jsonl").read_text().splitlines()[0])
     assert tool_pair["completion"] == "yes]" and tool_pair["prompt"].endswith("Action 1: Finish[")
+
+    # self-differentiation: one adapter per role on the differentiated data, served on the shared base,
+    # then the trained group answers with its role prompts
+    adapters = tmp_path / "adapters"
+    done = subprocess.run([sys.executable, "-m", "autoact", "train", "--roles", "plan,tool,reflect",
+                           "--data", str(dataset), "--out", str(adapters), "--base", str(taught), "--epochs", "10",
+                           "--lr", "5e-3", "--lora-r", "16", "--lora-alpha", "32", "--lora-dropout", "0",
+                           "--target-modules", "q_proj,k_proj,v_proj,o_proj,gate_proj,up_proj,down_proj",
+                           "--batch-size", "2", "--no-progress"],
+                          capture_output=True, text=True, cwd=ROOT, timeout=600)
+    assert done.returncode == 0, done.stdout + done.stderr
+    for role in ("plan", "tool", "reflect"):
+        log = [json.loads(line) for line in (adapters / role / "train_log.jsonl").read_text().splitlines()]
+        assert log[-1]["loss"] < log[0]["loss"], role
+    with FastChatStack(resolve_model(str(taught)), port=free_port(), log_dir=tmp_path / "group-logs",
+                       adapters={r: adapters / r for r in ("plan", "tool", "reflect")}) as stack:
+        done = subprocess.run([sys.executable, "-m", "autoact", "eval", "--task", "hotpotqa", "--data",
+                               str(corpus_file), "--group", str(adapters), "--base-url", stack.base_url,
+                               "--out", str(tmp_path / "eval"), "--no-progress", "--max-steps", "3"],
+                              capture_output=True, text=True, cwd=ROOT, timeout=600)
+    assert done.returncode == 0, done.stdout + done.stderr
+    results = {r["id"]: r for r in map(json.loads, (tmp_path / "eval" / "results.jsonl").read_text().splitlines())}
+    assert not any(r["error"] for r in results.values())
+    assert results["q2"]["prediction"] == "yes" and results["q2"]["em"] == 1.0, results["q2"]

@@ -8,6 +8,7 @@ from agents.plan import ModelPlanAgent
 from agents.reflect import ModelReflectAgent
 from agents.tool import ModelToolAgent
 from autoact.assembly import RoleModels, build_group, resolve_role_models
+from autoact.errors import ConfigError
 from graph import AgentGroup, GroupContext
 from tasks import get_task
 from tests.fakes import ScriptedModel
@@ -65,10 +66,42 @@ def test_per_role_model_names_and_endpoint_binding_from_settings():
     assert shared.plan.role == "meta" and shared.reflect is None  # one model: the Meta-Agent
 
 
-def test_model_flag_binds_every_role_and_role_flags_override():
+@pytest.fixture
+def served(monkeypatch):
+    names = ["base", "plan", "tool", "reflect", "all"]
+    monkeypatch.setattr("autoact.assembly.list_models", lambda url, key: list(names))
+    return names
+
+
+def test_model_flag_binds_every_role_and_role_flags_override(served):
     roles = resolve_role_models("http://unused/v1", None, model="base", plan="plan")
     assert roles == RoleModels(plan="plan", tool="base", reflect="base")
     assert resolve_role_models("http://unused/v1", None, model="base", no_reflect=True).reflect is None
+    assert resolve_role_models("http://unused/v1", None).plan == "base"  # role adapters are not the base
+
+
+def _adapter(path):
+    path.mkdir(parents=True)
+    (path / "adapter_config.json").write_text("{}")
+
+
+def test_group_directory_names_each_role_adapter(served, tmp_path):
+    for role in ("plan", "tool"):
+        _adapter(tmp_path / "g" / role)
+    roles = resolve_role_models("http://unused/v1", None, group=tmp_path / "g")
+    assert roles == RoleModels(plan="plan", tool="tool", reflect="base")  # no reflect adapter: the base reflects
+    _adapter(tmp_path / "one" / "all")
+    roles = resolve_role_models("http://unused/v1", None, group=tmp_path / "one", tool="tool")
+    assert roles == RoleModels(plan="all", tool="tool", reflect="all")  # explicit role flags still win
+
+
+def test_unserved_role_models_are_refused(served, tmp_path):
+    served.remove("reflect")
+    with pytest.raises(ConfigError, match=r"reflect model 'reflect' is not served .*autoact serve --group"):
+        _adapter(tmp_path / "g" / "reflect")
+        resolve_role_models("http://unused/v1", None, group=tmp_path / "g")
+    with pytest.raises(ConfigError, match="no adapter"):
+        resolve_role_models("http://unused/v1", None, group=tmp_path)
 
 
 @pytest.mark.integration

@@ -59,11 +59,16 @@ def trajectory_pairs(question: str, steps: Sequence[Mapping[str, Any]], tools: S
 
 
 def differentiate(trajectories: Iterable[Mapping[str, Any]], tools: Sequence[ToolSpec],
-                  min_reward: float = 1.0, max_trajectories: int | None = None) -> Differentiated:
-    """Keep trajectories whose reward reaches `min_reward` (and that finished), cut them into pairs."""
+                  min_reward: float = 1.0, max_trajectories: int | None = None,
+                  unfiltered: bool = False) -> Differentiated:
+    """Keep trajectories whose reward reaches `min_reward` (and that finished), cut them into pairs.
+
+    `unfiltered` (the ablation without filtering) keeps every trajectory that ran without an
+    error, whatever its answer, and whether or not it finished.
+    """
     result = Differentiated()
     for row in trajectories:
-        reason = _drop_reason(row, min_reward)
+        reason = _drop_reason(row, min_reward, unfiltered)
         if reason is None and max_trajectories is not None and result.kept >= max_trajectories:
             reason = "over --max-trajectories"
         if reason:
@@ -75,9 +80,11 @@ def differentiate(trajectories: Iterable[Mapping[str, Any]], tools: Sequence[Too
     return result
 
 
-def _drop_reason(row: Mapping[str, Any], min_reward: float) -> str | None:
+def _drop_reason(row: Mapping[str, Any], min_reward: float, unfiltered: bool = False) -> str | None:
     if row.get("error"):
         return "error"
+    if unfiltered:
+        return None if row.get("transcript") else "empty transcript"
     if row.get("halted"):
         return "halted"
     if not row.get("transcript"):
