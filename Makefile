@@ -19,7 +19,7 @@ $(STAMP): pyproject.toml
 setup: $(STAMP)
 
 demo: setup
-	$(BIN)/autoact demo --task hotpotqa --data $(DATA)/hotpotqa/easy.jsonl --limit 3
+	$(BIN)/autoact pipeline --task scienceqa --workdir runs/demo --preset quick --data-dir $(DATA)
 
 test: setup
 	$(BIN)/python -m pytest -q

@@ -142,6 +142,17 @@ def cmd_demo(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_report(args: argparse.Namespace) -> int:
+    """Write report.md (tables and plots) for one or more pipeline runs; print its path and a summary."""
+    from evaluation.run_report import terminal_summary, write_report
+
+    path = write_report([Path(d) for d in args.runs], Path(args.out) if args.out else None)
+    for item in terminal_summary(args.runs):
+        console.print(item)
+    console.print(f"report: {path}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="autoact", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -170,6 +181,12 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--serve-model", default="default", help="model to serve (default: embedded SmolLM2)")
     demo.add_argument("--port", type=int, default=8000, help="API server port")
     demo.set_defaults(func=cmd_demo)
+
+    rep = sub.add_parser("report", help="write report.md with tables and plots for one or more pipeline runs")
+    rep.add_argument("runs", nargs="+", metavar="RUN_DIR", help="run directories (each holds run.json)")
+    rep.add_argument("--out", default=None, metavar="FILE",
+                     help="report file; the plots go beside it (default: report.md in the first RUN_DIR)")
+    rep.set_defaults(func=cmd_report)
     return parser
 
 

@@ -195,6 +195,31 @@ def cmd_train(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_pipeline(args: argparse.Namespace) -> int:
+    """Every stage from seeds to an evaluated group (autoact.pipeline); rerun to resume."""
+    from autoact.cli import console
+    from autoact.pipeline import PipelineConfig, run_pipeline
+
+    overrides = {k: v for k, v in (("n_questions", args.n_questions), ("epochs", args.epochs),
+                                   ("eval_limit", args.eval_limit), ("concurrency", args.concurrency))
+                 if v is not None}
+    config = PipelineConfig(task=args.task, workdir=Path(args.workdir), preset=args.preset,
+                            data_dir=Path(args.data_dir), base=args.base, base_url=args.base_url,
+                            eval_file=Path(args.eval_file) if args.eval_file else None,
+                            tool_selection=args.tool_selection, no_reflect_ablation=args.ablate_reflect,
+                            progress=not args.no_progress, overrides=overrides)
+    data = run_pipeline(config, on_stage=lambda name: console.rule(f"[bold]{name}"))
+    table = Table(title=f"pipeline {data['name']} ({data['task']}, preset {data['preset']})")
+    for col in ("stage", "status", "seconds", "counts"):
+        table.add_column(col)
+    for st in data["stages"]:
+        counts = ", ".join(f"{k}={v}" for k, v in st["counts"].items())
+        table.add_row(st["name"], st["status"], "" if st["seconds"] is None else f"{st['seconds']:.1f}", counts)
+    console.print(table)
+    console.print(f"run record: {Path(args.workdir) / 'run.json'}")
+    return 0
+
+
 def _print_stats(stats: dict[str, Any]) -> None:
     from autoact.cli import console
     console.print(f"trajectories {stats['trajectories']}, kept {stats['kept']} "
@@ -308,6 +333,27 @@ def add_training_parsers(sub: argparse._SubParsersAction) -> None:
     tr.add_argument("--no-progress", action="store_true", help="no progress bar")
     tr.add_argument("--local_rank", "--local-rank", type=int, default=-1, help=argparse.SUPPRESS)  # deepspeed launcher
     tr.set_defaults(func=cmd_train)
+
+    pl = sub.add_parser("pipeline", help="run every AutoAct stage, from seeds to an evaluated agent group")
+    pl.add_argument("--task", required=True, choices=("hotpotqa", "scienceqa"))
+    pl.add_argument("--workdir", required=True, help="the run's folder (rerun the same command to resume)")
+    pl.add_argument("--preset", choices=("quick", "paper"), default="quick",
+                    help="quick: minutes on a 2-core CPU; paper: the paper's counts (200 trajectories, 5 epochs, r=8)")
+    pl.add_argument("--base", default="default", help="base model: default (embedded SmolLM2) or a model dir")
+    pl.add_argument("--base-url", default=None, help="a running server for the Meta-Agent stages (default: "
+                    "start one); the trained group is always served locally")
+    pl.add_argument("--data-dir", default="../shared/data", help="folder with TASK/seeds.jsonl and the eval files")
+    pl.add_argument("--eval-file", default=None, help="evaluation questions (default: hotpotqa/easy.jsonl or "
+                    "scienceqa/grade1-4.jsonl under --data-dir)")
+    pl.add_argument("--tool-selection", choices=("default", "model"), default="default",
+                    help="tools used: the task's built-in set, or the Meta-Agent's choice (always recorded)")
+    pl.add_argument("--ablate-reflect", action="store_true", help="also evaluate the group without its reflect agent")
+    pl.add_argument("--n-questions", type=int, default=None, help="override the preset's question count")
+    pl.add_argument("--epochs", type=float, default=None, help="override the preset's epochs")
+    pl.add_argument("--eval-limit", type=int, default=None, help="override the preset's number of eval questions")
+    pl.add_argument("--concurrency", type=int, default=None, help="episodes run at once in synthesis and eval")
+    pl.add_argument("--no-progress", action="store_true", help="no progress bars")
+    pl.set_defaults(func=cmd_pipeline)
 
     ins = sub.add_parser("inspect", help="print kept trajectories and dataset stats")
     ins.add_argument("--trajectories", default=None, help="trajectories JSONL")

@@ -50,16 +50,24 @@ def captured_prompts(tmp: Path, corpus: list[dict]) -> list[tuple[str, str]]:
             (argument, "yes]"), (rthought, " It is right.\n"), (verdict, "right]")]
 
 
-@pytest.mark.skipif(not SEEDS.exists(), reason="shared seeds not present")
-def test_self_instruct_synthesize_differentiate_end_to_end(tiny_model_dir, tmp_path):
-    corpus_file = tmp_path / "corpus.jsonl"
+@pytest.fixture(scope="module")
+def taught(tiny_model_dir, tmp_path_factory) -> tuple[Path, Path]:
+    """The tiny model taught the pipeline's completions, and the corpus file its questions come from."""
+    root = tmp_path_factory.mktemp("taught")
+    corpus_file = root / "corpus.jsonl"
     corpus_file.write_text("".join(json.dumps(r) + "\n" for r in ROWS))
-    (tmp_path / "capture").mkdir()
-    pairs = captured_prompts(tmp_path / "capture", ROWS)
-    taught = tmp_path / "taught-smol"
-    loss = teach(tiny_model_dir, pairs, taught)
+    (root / "capture").mkdir()
+    pairs = captured_prompts(root / "capture", ROWS)
+    model_dir = root / "taught-smol"
+    loss = teach(tiny_model_dir, pairs, model_dir)
     assert loss < 0.1
-    shutil.copy(tiny_model_dir / "tokenizer.json", taught / "tokenizer.json")
+    shutil.copy(tiny_model_dir / "tokenizer.json", model_dir / "tokenizer.json")
+    return model_dir, corpus_file
+
+
+@pytest.mark.skipif(not SEEDS.exists(), reason="shared seeds not present")
+def test_self_instruct_synthesize_differentiate_end_to_end(taught, tmp_path):
+    taught, corpus_file = taught
 
     with FastChatStack(resolve_model(str(taught)), port=free_port(), log_dir=tmp_path / "logs") as stack:
         def autoact(*args: str) -> subprocess.CompletedProcess:
@@ -114,3 +122,38 @@ def test_self_instruct_synthesize_differentiate_end_to_end(tiny_model_dir, tmp_p
     results = {r["id"]: r for r in map(json.loads, (tmp_path / "eval" / "results.jsonl").read_text().splitlines())}
     assert not any(r["error"] for r in results.values())
     assert results["q2"]["prediction"] == "yes" and results["q2"]["em"] == 1.0, results["q2"]
+
+
+@pytest.mark.skipif(not SEEDS.exists(), reason="shared seeds not present")
+def test_pipeline_runs_every_stage_and_resumes(taught, tmp_path):
+    from autoact.pipeline import PipelineConfig, run_pipeline
+
+    model_dir, corpus_file = taught
+    workdir = tmp_path / "run"
+    config = PipelineConfig(
+        task="hotpotqa", workdir=workdir, data_dir=DATA, base=str(model_dir), eval_file=corpus_file, progress=False,
+        overrides=dict(n_questions=1, per_round=1, temperature=0.0, grounded=False, epochs=10.0, lr=5e-3, lora_r=16,
+                       lora_alpha=32, lora_dropout=0.0, eval_limit=None, eval_max_steps=3,
+                       target_modules=("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")))
+    data = run_pipeline(config)
+    stages = {s["name"]: s for s in data["stages"]}
+    assert [s["name"] for s in data["stages"]] == ["serve", "self-instruct", "select-tools", "synthesize",
+                                                   "differentiate", "train", "serve-group", "eval-zero-shot",
+                                                   "eval-autoact", "report"]
+    assert all(s["status"] == "done" for s in data["stages"]), stages
+    assert stages["differentiate"]["counts"]["kept"] == 1 and stages["train"]["counts"]["tool_steps"] == 10
+    assert data["evaluations"] == {"Meta-Agent zero-shot": "eval/zero-shot", "AutoAct": "eval/autoact"}
+    autoact = json.loads((workdir / "eval" / "autoact" / "summary.json").read_text())
+    assert autoact["n"] == 2 and autoact["groups"]["hard"]["em"] == 100.0  # q2, "Is Fredville a city?" → yes
+    saved = json.loads((workdir / "run.json").read_text())
+    assert saved["settings"]["n_questions"] == 1 and saved["model"] == model_dir.name and saved["finished_at"]
+
+    # a second invocation redoes nothing: no Meta-Agent server, no new rows, no training
+    before = {f: (workdir / f).read_text() for f in ("questions.jsonl", "trajectories.jsonl")}
+    again = run_pipeline(config)
+    status = {s["name"]: s["status"] for s in again["stages"]}
+    assert status["self-instruct"] == status["synthesize"] == "done"  # kept from the first run
+    assert again["stages"][0]["name"] == "serve" and len(again["history"]) == 2
+    assert {f: (workdir / f).read_text() for f in before} == before
+    assert json.loads((workdir / "adapters" / "plan" / "training_args.json").read_text())["steps"] == 10
+    assert len((workdir / "eval" / "autoact" / "results.jsonl").read_text().splitlines()) == 2

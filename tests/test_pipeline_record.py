@@ -1,0 +1,94 @@
+"""The pipeline's run record (run.json): stage status, timing, failures, and settings checks."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from autoact.errors import ConfigError
+from autoact.pipeline import PRESETS, PipelineConfig, RunRecord, StageError, run_pipeline
+
+
+def record(tmp_path: Path, **overrides) -> RunRecord:
+    config = PipelineConfig(task="scienceqa", workdir=tmp_path, overrides=overrides)
+    return RunRecord.open(tmp_path, config, config.preset_values())
+
+
+def test_stages_are_timed_and_counted(tmp_path):
+    rec = record(tmp_path, n_questions=3)
+    seen = []
+    rec.on_stage = seen.append
+    with rec.running("self-instruct") as counts:
+        counts["questions"] = 3
+    saved = json.loads((tmp_path / "run.json").read_text())
+    (stage,) = saved["stages"]
+    assert stage["name"] == "self-instruct" and stage["status"] == "done" and stage["counts"] == {"questions": 3}
+    assert stage["seconds"] >= 0 and seen == ["self-instruct"] and rec.done("self-instruct")
+    assert saved["settings"]["n_questions"] == 3 and saved["settings"]["epochs"] == PRESETS["quick"].epochs
+    assert saved["task"] == "scienceqa" and "torch" in saved["versions"] and saved["finished_at"] is None
+
+
+def test_a_failed_stage_is_recorded_with_its_error(tmp_path):
+    rec = record(tmp_path)
+    with pytest.raises(RuntimeError):
+        with rec.running("train") as counts:
+            counts["plan_steps"] = 4
+            raise RuntimeError("out of memory")
+    (stage,) = json.loads((tmp_path / "run.json").read_text())["stages"]
+    assert stage["status"] == "failed" and stage["error"] == "RuntimeError: out of memory"
+    assert stage["counts"] == {"plan_steps": 4} and not rec.done("train")
+    # the next invocation sees it and a success replaces the failure
+    rec = record(tmp_path)
+    with rec.running("train"):
+        pass
+    (stage,) = json.loads((tmp_path / "run.json").read_text())["stages"]
+    assert stage["status"] == "done" and stage["error"] is None
+    assert len(json.loads((tmp_path / "run.json").read_text())["history"]) == 2
+
+
+def test_skipping_keeps_a_stage_done_earlier(tmp_path):
+    rec = record(tmp_path)
+    with rec.running("serve"):
+        pass
+    rec.skipped("serve", {}, "nothing to do")
+    rec.skipped("select-tools", {"x": 1}, "no server")
+    stages = {s["name"]: s for s in json.loads((tmp_path / "run.json").read_text())["stages"]}
+    assert stages["serve"]["status"] == "done" and stages["select-tools"]["status"] == "skipped"
+
+
+def test_settings_are_checked(tmp_path):
+    with pytest.raises(ConfigError, match="unknown preset settings: nope"):
+        record(tmp_path, nope=1)
+    with pytest.raises(ConfigError, match="--preset"):
+        PipelineConfig(task="scienceqa", workdir=tmp_path, preset="huge").preset_values()
+    record(tmp_path)
+    other = PipelineConfig(task="hotpotqa", workdir=tmp_path)
+    with pytest.raises(ConfigError, match="another --workdir"):
+        RunRecord.open(tmp_path, other, other.preset_values())
+    (tmp_path / "run.json").write_text("{broken")
+    with pytest.raises(ConfigError, match=r"run\.json: not valid JSON"):
+        record(tmp_path)
+
+
+def test_missing_data_is_named_before_anything_starts(tmp_path):
+    config = PipelineConfig(task="scienceqa", workdir=tmp_path / "run", data_dir=tmp_path / "nowhere")
+    with pytest.raises(ConfigError, match=r"nowhere/scienceqa/seeds\.jsonl: not found"):
+        run_pipeline(config)
+    assert not (tmp_path / "run" / "run.json").exists()
+
+
+def test_a_failing_stage_stops_the_run_with_its_name_and_a_resume_hint(tmp_path, tiny_model_dir, monkeypatch):
+    from autoact.errors import ServeError
+    from serving.launcher import FastChatStack
+    from tests.helpers import DATA
+
+    def refuse(self):
+        raise ServeError("port 8000 is taken")
+    monkeypatch.setattr(FastChatStack, "__enter__", refuse)
+    config = PipelineConfig(task="scienceqa", workdir=tmp_path / "run", data_dir=DATA, base=str(tiny_model_dir))
+    with pytest.raises(StageError, match=r"stage serve failed: port 8000 is taken\. .*run the same command again"):
+        run_pipeline(config)
+    (stage,) = json.loads((tmp_path / "run" / "run.json").read_text())["stages"]
+    assert stage["name"] == "serve" and stage["status"] == "failed" and "port 8000" in stage["error"]

@@ -1,0 +1,237 @@
+"""`autoact report`: tables, failed stages, missing evaluations, several runs, plots, errors, the CLI."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from autoact.cli import main
+from autoact.errors import DataError
+from evaluation import run_report
+from evaluation.run_report import write_report
+from tasks import get_task
+
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+
+
+def make_run(root: Path, name: str, task: str, stages: list[dict], evaluations: dict[str, str],
+             results: dict[str, list[dict]], **extra) -> Path:
+    """A run directory; `results` maps an eval dir to result rows summarized by the task itself,
+    so summary.json has exactly the runner's format."""
+    run_dir = root / name
+    run_dir.mkdir(parents=True)
+    data = {"name": name, "task": task, "preset": "quick", "model": "SmolLM2-135M-Instruct",
+            "settings": {"n_questions": 8, "epochs": 1, "lora_r": 8, "eval_limit": None},
+            "versions": {"autoact": "0.1.0"}, "started_at": "2026-11-26T09:00:00Z",
+            "finished_at": "2026-11-26T09:15:00Z", "stages": stages, "evaluations": evaluations, **extra}
+    (run_dir / "run.json").write_text(json.dumps(data), encoding="utf-8")
+    for rel, rows in results.items():
+        (run_dir / rel).mkdir(parents=True)
+        summary = get_task(task).summarize(rows)
+        (run_dir / rel / "summary.json").write_text(json.dumps(summary), encoding="utf-8")
+    return run_dir
+
+
+def stage(name, status="done", seconds=1.0, counts=None, error=None):
+    return {"name": name, "status": status, "seconds": seconds, "counts": counts or {}, "error": error}
+
+
+HOTPOT_STAGES = [
+    stage("serve", seconds=12.34),
+    stage("self-instruct", seconds=123.4, counts={"questions": 8, "rejected": 3}),
+    stage("train", status="failed", seconds=3725.0,
+          error="RuntimeError: out of memory\nwhile training the plan adapter"),
+    stage("eval-zero-shot", seconds=30.0, counts={"n": 3}),
+]
+HOTPOT_EVALS = {"Meta-Agent zero-shot": "eval/zero-shot", "AutoAct": "eval/autoact",
+                "AutoAct w/o reflect": "eval/no-reflect"}
+HOTPOT_RESULTS = {
+    # easy: EM (1+0)/2 = 50.0, F1 (1+0.5)/2 = 75.0; hard: EM 0.0, F1 25.0;
+    # overall: EM 1/3 = 33.3, F1 1.75/3 = 58.3; n 3, one halted
+    "eval/zero-shot": [
+        {"id": "q1", "group": "easy", "em": 1.0, "f1": 1.0, "halted": False, "error": None},
+        {"id": "q2", "group": "easy", "em": 0.0, "f1": 0.5, "halted": True, "error": None},
+        {"id": "q3", "group": "hard", "em": 0.0, "f1": 0.25, "halted": False, "error": None},
+    ],
+    # easy: EM 100.0, F1 100.0; medium: EM 0.0, F1 66.7; overall: EM 50.0, F1 (1+2/3)/2 = 83.3
+    "eval/autoact": [
+        {"id": "q1", "group": "easy", "em": 1.0, "f1": 1.0, "halted": False, "error": None},
+        {"id": "q2", "group": "medium", "em": 0.0, "f1": 2 / 3, "halted": False, "error": "boom"},
+    ],
+    # "eval/no-reflect" is absent: that evaluation is shown as not run
+}
+
+
+def table_row(text: str, label: str) -> list[str]:
+    """The cells after the label of the Markdown table row that starts with `label`."""
+    for line in text.splitlines():
+        cells = [c.strip() for c in line.strip().strip("|").split("|")]
+        if line.startswith("|") and cells[0] == label:
+            return cells[1:]
+    raise AssertionError(f"no table row {label!r} in:\n{text}")
+
+
+def table_header(text: str, first: str) -> list[str]:
+    return [first, *table_row(text, first)]
+
+
+@pytest.fixture
+def hotpot_run(tmp_path) -> Path:
+    return make_run(tmp_path, "hp", "hotpotqa", HOTPOT_STAGES, HOTPOT_EVALS, HOTPOT_RESULTS)
+
+
+def test_hotpotqa_results_stages_and_missing_evaluation(hotpot_run):
+    report = write_report([hotpot_run])
+    assert report == hotpot_run / "report.md"
+    text = report.read_text(encoding="utf-8")
+
+    assert table_header(text, "evaluation") == [
+        "evaluation", "easy F1", "easy EM", "medium F1", "medium EM", "hard F1", "hard EM",
+        "overall F1", "overall EM", "n", "halted", "errors"]
+    assert table_row(text, "Meta-Agent zero-shot") == [
+        "75.0", "50.0", "—", "—", "25.0", "0.0", "58.3", "33.3", "3", "1", "0"]
+    assert table_row(text, "AutoAct") == [
+        "100.0", "100.0", "66.7", "0.0", "—", "—", "83.3", "50.0", "2", "0", "1"]
+    assert table_row(text, "AutoAct w/o reflect")[0] == "not run"
+
+    # run facts and settings
+    assert table_row(text, "task") == ["hotpotqa"] and table_row(text, "preset") == ["quick"]
+    assert table_row(text, "model") == ["SmolLM2-135M-Instruct"]
+    assert table_row(text, "wall time") == ["15 min 00 s"]
+    assert table_row(text, "lora_r") == ["8"] and table_row(text, "eval_limit") == ["none"]
+
+    # stages: times, counts, the failed stage with its error and how to resume
+    assert table_row(text, "serve")[:2] == ["done", "12.3 s"]
+    assert table_row(text, "self-instruct") == ["done", "2 min 03 s", "questions=8, rejected=3", ""]
+    train = table_row(text, "train")
+    assert train[0] == "**FAILED**" and train[1] == "1 h 02 min" and train[3] == "RuntimeError: out of memory"
+    assert "Stage `train` failed" in text
+    assert "while training the plan adapter" in text  # the whole message below the table
+    assert "run the same `autoact pipeline` command again" in text
+    assert table_row(text, "**total**")[1] == "1 h 05 min"  # 12.34 + 123.4 + 3725 + 30 s
+
+
+def test_failed_evaluation_stage_without_entry_is_listed_as_not_run(tmp_path):
+    stages = [stage("eval-autoact", status="failed", error="EndpointError: down")]
+    run_dir = make_run(tmp_path, "r", "hotpotqa", stages, {}, {})
+    text = write_report([run_dir]).read_text()
+    assert table_row(text, "eval-autoact (stage failed)")[0] == "not run"
+
+
+def test_scienceqa_accuracy_per_grade_band(tmp_path):
+    rows = [  # grade1-4: 2/3 = 66.7; grade5-8: 0/1 = 0.0; grade9-12: 1/1 = 100.0; overall 3/5 = 60.0
+        {"id": "a", "group": "grade1-4", "correct": 1.0}, {"id": "b", "group": "grade1-4", "correct": 1.0},
+        {"id": "c", "group": "grade1-4", "correct": 0.0}, {"id": "d", "group": "grade9-12", "correct": 1.0},
+        {"id": "e", "group": "grade5-8", "correct": 0.0},
+    ]
+    run_dir = make_run(tmp_path, "sq", "scienceqa", [stage("eval-autoact", seconds=5.0)],
+                       {"AutoAct": "eval/autoact"}, {"eval/autoact": rows})
+    text = write_report([run_dir]).read_text()
+    assert table_header(text, "evaluation") == [
+        "evaluation", "grade1-4 Acc", "grade5-8 Acc", "grade9-12 Acc", "overall Acc", "n", "halted", "errors"]
+    assert table_row(text, "AutoAct") == ["66.7", "0.0", "100.0", "60.0", "5", "0", "0"]
+
+
+def test_two_runs_side_by_side(tmp_path):
+    a = make_run(tmp_path, "A", "hotpotqa", HOTPOT_STAGES, HOTPOT_EVALS, HOTPOT_RESULTS)
+    b_rows = [{"id": "q1", "group": "easy", "em": 0.0, "f1": 0.4}]  # F1 40.0, EM 0.0
+    b = make_run(tmp_path, "B", "hotpotqa", [stage("serve", seconds=3.0)], {"AutoAct": "eval/autoact"},
+                 {"eval/autoact": b_rows})
+    out = tmp_path / "compare" / "both.md"
+    report = write_report([a, b], out)
+    assert report == out
+    text = out.read_text()
+    assert table_row(text, "A / AutoAct")[-5:-3] == ["83.3", "50.0"]
+    assert table_row(text, "A / AutoAct w/o reflect")[0] == "not run"
+    assert table_row(text, "B / AutoAct")[:2] == ["40.0", "0.0"]
+    assert table_row(text, "B / AutoAct")[-5:-3] == ["40.0", "0.0"]
+    assert "## Run `A`" in text and "## Run `B`" in text
+    for png in ("scores.png", "stage_times.png"):
+        assert (out.parent / png).read_bytes().startswith(PNG_SIGNATURE)
+
+
+def test_runs_with_one_name_are_told_apart(tmp_path):
+    a = make_run(tmp_path / "x", "run", "hotpotqa", [], {"AutoAct": "eval/autoact"},
+                 {"eval/autoact": HOTPOT_RESULTS["eval/autoact"]})
+    b = make_run(tmp_path / "y", "run", "hotpotqa", [], {"AutoAct": "eval/autoact"},
+                 {"eval/autoact": HOTPOT_RESULTS["eval/autoact"]})
+    text = write_report([a, b], tmp_path / "r.md").read_text()
+    assert table_row(text, f"run ({a}) / AutoAct") and table_row(text, f"run ({b}) / AutoAct")
+
+
+def test_plots_are_pngs_linked_from_the_report(hotpot_run):
+    text = write_report([hotpot_run]).read_text()
+    for png in ("scores.png", "stage_times.png"):
+        data = (hotpot_run / png).read_bytes()
+        assert len(data) > 1000 and data.startswith(PNG_SIGNATURE)
+        assert f"]({png})" in text
+
+
+def test_nothing_to_plot_is_said_not_drawn(tmp_path):
+    run_dir = make_run(tmp_path, "empty", "hotpotqa", [stage("serve", status="running", seconds=None)], {}, {})
+    text = write_report([run_dir]).read_text()
+    assert not (run_dir / "scores.png").exists() and not (run_dir / "stage_times.png").exists()
+    assert "Scores: nothing to plot" in text and "Time per stage: nothing to plot" in text
+    assert "No evaluation is recorded" in text
+
+
+def test_missing_or_malformed_run_json_names_the_file(tmp_path):
+    with pytest.raises(DataError, match=str(tmp_path / "nowhere" / "run.json")):
+        write_report([tmp_path / "nowhere"])
+    bad = tmp_path / "bad"
+    bad.mkdir()
+    (bad / "run.json").write_text("{not json", encoding="utf-8")
+    with pytest.raises(DataError, match=str(bad / "run.json")):
+        write_report([bad])
+    (bad / "run.json").write_text("[1, 2]", encoding="utf-8")
+    with pytest.raises(DataError, match=str(bad / "run.json")):
+        write_report([bad])
+    (bad / "run.json").write_text(json.dumps({"task": "chess", "stages": []}), encoding="utf-8")
+    with pytest.raises(DataError, match="run.json.*unknown task"):
+        write_report([bad])
+    (bad / "run.json").write_text(json.dumps({"task": "hotpotqa", "stages": "serve"}), encoding="utf-8")
+    with pytest.raises(DataError, match="stages"):
+        write_report([bad])
+
+
+def test_malformed_summary_names_the_file(tmp_path):
+    run_dir = make_run(tmp_path, "r", "hotpotqa", [], {"AutoAct": "eval/autoact"}, {})
+    (run_dir / "eval" / "autoact").mkdir(parents=True)
+    (run_dir / "eval" / "autoact" / "summary.json").write_text("{", encoding="utf-8")
+    with pytest.raises(DataError, match="summary.json"):
+        write_report([run_dir])
+
+
+def test_paper_reference_section(hotpot_run, monkeypatch):
+    text = write_report([hotpot_run]).read_text()
+    assert "Reference values from the AutoAct paper" in text and "arXiv 2401.05268" in text
+    assert "much larger" in text
+    if not run_report.PAPER_REFERENCE.get("hotpotqa"):
+        assert "reference values were not available" in text
+    # the rendering of a filled-in table (dummy values, for the test only)
+    monkeypatch.setattr(run_report, "PAPER_REFERENCE", {"hotpotqa": {
+        "source": "Table X (test)", "metric": "F1", "columns": ["easy", "overall"],
+        "rows": [{"model": "dummy-model", "method": "dummy", "values": [1.0, 2.5]}]}})
+    text = write_report([hotpot_run]).read_text()
+    assert table_row(text, "dummy-model") == ["dummy", "1.0", "2.5"]
+    assert "Table X (test)" in text
+
+
+def test_cli_report(hotpot_run, tmp_path, capsys):
+    assert main(["report", str(hotpot_run)]) == 0
+    assert (hotpot_run / "report.md").is_file()
+    printed = capsys.readouterr().out
+    assert "report.md" in printed and "not run" in printed and "failed: train" in printed
+
+    out = tmp_path / "elsewhere" / "r.md"
+    assert main(["report", str(hotpot_run), str(hotpot_run), "--out", str(out)]) == 0
+    assert out.is_file() and (out.parent / "scores.png").is_file()
+
+    assert main(["report", str(tmp_path / "missing")]) == 2
+
+
+def test_durations_read_naturally():
+    assert [run_report.duration(s) for s in (None, 12.34, 59.96, 119.6, 3599.6, 3725)] == [
+        "—", "12.3 s", "1 min 00 s", "2 min 00 s", "1 h 00 min", "1 h 02 min"]
