@@ -7,6 +7,7 @@ import json
 from pathlib import Path
 from typing import Any, Callable
 
+from rich.markup import escape
 from rich.table import Table
 
 from agents.llm import DEFAULT_BASE_URL, EndpointConfig, EndpointModel
@@ -245,11 +246,11 @@ def cmd_inspect(args: argparse.Namespace) -> int:
         kept = [r for r in rows if float(r.get("reward") or 0) >= args.min_reward and not r.get("halted")]
         console.print(f"{len(kept)} of {len(rows)} trajectories reach reward {args.min_reward}; showing {args.n}")
         for row in kept[: args.n]:
-            console.print(f"\n[bold]{row['id']}[/] {row['question']}  [dim](gold: {row.get('gold')})[/]",
-                          highlight=False)
-            for i, s in enumerate(row["transcript"], 1):
-                console.print(f"  {i}. [cyan]{s.get('thought', '')}[/]\n     {s.get('action')}[{s.get('argument')}]"
-                              f" → {s.get('observation', '')[:200]}", highlight=False)
+            console.print(f"\n[bold]{escape(str(row['id']))}[/] {escape(row['question'])}  "
+                          f"[dim](gold: {escape(str(row.get('gold')))})[/]", highlight=False)
+            for i, s in enumerate(row["transcript"], 1):  # escape: "[right]" would read as rich markup
+                step = escape(f"{s.get('action')}[{s.get('argument')}] → {s.get('observation', '')[:200]}")
+                console.print(f"  {i}. [cyan]{escape(s.get('thought', ''))}[/]\n     {step}", highlight=False)
     return 0
 
 

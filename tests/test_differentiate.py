@@ -86,3 +86,14 @@ def test_invalid_steps_give_no_pairs():
            *STEPS]
     pairs = trajectory_pairs(Q, bad, TOOLS)
     assert len(pairs["plan"]) == 4 and pairs["plan"][0]["step"] == 2
+
+
+def test_inspect_prints_kept_trajectories_with_their_actions(tmp_path, capsys):
+    from autoact.cli import main
+    path = tmp_path / "t.jsonl"
+    rows = [trajectory(1, gold="Fredville"), trajectory(2, reward=0.0)]
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    assert main(["inspect", "--trajectories", str(path), "--n", "5"]) == 0
+    out = " ".join(capsys.readouterr().out.split())
+    assert "1 of 2 trajectories reach reward 1.0" in out and "t1" in out and "t2" not in out
+    assert "Retrieve[Freedonia]" in out and "Reflect[right]" in out  # brackets are not taken for markup

@@ -1,0 +1,124 @@
+"""Benchmark: group-planning throughput at concurrency 1 vs K against the same server.
+
+Runs the same questions through the group (the zero-shot Meta-Agent, or a trained
+`--group DIR` served with its adapters) once per concurrency level, and prints
+questions per minute, generated tokens per second, and each role's request latency
+(p50/p95), with the machine and settings.
+
+    .venv/bin/python benchmarks/eval_throughput.py [--task scienceqa] [--n 8] [--concurrency 1,4]
+        [--group runs/NAME/adapters] [--base-url URL]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import tempfile
+import threading
+import time
+from contextlib import ExitStack
+from pathlib import Path
+from typing import Any, Sequence
+
+from rich.console import Console
+from rich.table import Table
+
+from agents.base import AgentSettings
+from agents.llm import EndpointConfig
+from autoact.assembly import build_group, build_task_toolbox, group_role_names, resolve_role_models
+from evaluation.runner import EvalOptions, evaluate
+from graph.context import Limits
+from serving.adapters import group_adapters
+from serving.launcher import FastChatStack, free_port
+from serving.model_store import resolve_model
+from tasks import get_task, read_rows
+
+DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
+EVAL_FILES = {"hotpotqa": DATA / "hotpotqa" / "easy.jsonl", "scienceqa": DATA / "scienceqa" / "grade1-4.jsonl"}
+
+
+class TimedModel:
+    """Wraps a role's model: records each request's latency and the characters it generated."""
+
+    def __init__(self, model: Any, role: str, sink: list[tuple[str, float, int]], lock: threading.Lock) -> None:
+        self._model, self._role, self._sink, self._lock = model, role, sink, lock
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._model, name)
+
+    def _timed(self, fn: Any, *args: Any, **kw: Any) -> Any:
+        start = time.perf_counter()
+        out = fn(*args, **kw)
+        chars = len(out) if isinstance(out, str) else 0
+        with self._lock:
+            self._sink.append((self._role, time.perf_counter() - start, chars))
+        return out
+
+    def generate(self, prompt: str, *, stop: Sequence[str], max_tokens: int) -> str:
+        return self._timed(self._model.generate, prompt, stop=stop, max_tokens=max_tokens)
+
+    def score(self, prompt: str, candidates: Sequence[str]) -> list[float]:
+        return self._timed(self._model.score, prompt, candidates)
+
+
+def pct(values: list[float], q: float) -> float:
+    if not values:
+        return 0.0
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(round(q * (len(ordered) - 1))))]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--task", choices=sorted(EVAL_FILES), default="scienceqa")
+    parser.add_argument("--data", type=Path, default=None, help="evaluation file (default: the shared one)")
+    parser.add_argument("--n", type=int, default=8, help="questions per concurrency level")
+    parser.add_argument("--concurrency", default="1,4", help="comma-separated levels")
+    parser.add_argument("--group", type=Path, default=None, help="a trained group (adapters dir) to serve and run")
+    parser.add_argument("--base-url", default=None, help="use a running server instead of starting one")
+    parser.add_argument("--max-steps", type=int, default=6)
+    args = parser.parse_args()
+    task = get_task(args.task)
+    rows = read_rows(args.data or EVAL_FILES[args.task], task)[: args.n]
+    base = resolve_model("default")
+    table = Table(title=f"group planning throughput, {task.name}, {len(rows)} questions per level")
+    for col in ("concurrency", "wall s", "questions/min", "gen. tokens/s", "plan p50/p95 s", "tool p50/p95 s",
+                "reflect p50/p95 s"):
+        table.add_column(col, justify="right")
+    with ExitStack() as stack:
+        url = args.base_url
+        if url is None:
+            adapters = group_adapters(args.group) if args.group else None
+            url = stack.enter_context(FastChatStack(base, port=free_port(), adapters=adapters)).base_url
+        names = group_role_names(args.group) if args.group else {}
+        roles = resolve_role_models(url, None, plan=names.get("plan"), tool=names.get("tool"),
+                                    reflect=names.get("reflect"))
+        for level in (int(c) for c in args.concurrency.split(",")):
+            toolbox = build_task_toolbox(task, rows)
+            group = build_group(task, toolbox, roles, EndpointConfig(base_url=url), AgentSettings(),
+                                Limits(max_steps=args.max_steps), "roles" if args.group else "auto")
+            calls: list[tuple[str, float, int]] = []
+            lock = threading.Lock()
+            ctx = group.context
+            for role in ("plan", "tool", "reflect"):
+                agent = getattr(ctx, role)
+                if agent is not None:
+                    agent.model = TimedModel(agent.model, role, calls, lock)
+            with tempfile.TemporaryDirectory() as tmp:
+                start = time.perf_counter()
+                evaluate(group, task, rows, EvalOptions(Path(tmp), concurrency=level, progress=False))
+                wall = time.perf_counter() - start
+            lat = {r: [s for role, s, _ in calls if role == r] for r in ("plan", "tool", "reflect")}
+            tokens = sum(chars for _, _, chars in calls) / 4  # ~4 characters per token
+            table.add_row(str(level), f"{wall:.1f}", f"{60 * len(rows) / wall:.2f}", f"{tokens / wall:.1f}",
+                          *(f"{pct(lat[r], 0.5):.2f}/{pct(lat[r], 0.95):.2f}" for r in ("plan", "tool", "reflect")))
+    console = Console()
+    console.print(table)
+    console.print(f"machine: {platform.machine()}, {os.cpu_count()} CPUs, {platform.platform()}; model: {base.name} "
+                  f"(fp32, CPU, FastChat's stock worker); roles: {roles}; max steps {args.max_steps}; "
+                  f"tokens estimated as generated characters / 4; one run per level")
+
+
+if __name__ == "__main__":
+    main()
