@@ -32,6 +32,7 @@ from pathlib import Path
 from typing import Any, Callable, Iterator
 
 from autoact.errors import AutoactError, ConfigError
+from autoact.versions import package_versions
 
 PIPELINE_STAGES = ("serve", "self-instruct", "select-tools", "synthesize", "differentiate", "train",
                    "serve-group", "eval-zero-shot", "eval-autoact", "eval-no-reflect", "report")
@@ -179,14 +180,7 @@ def _now() -> str:
 
 
 def _versions() -> dict[str, str]:
-    import importlib.metadata as md
-    out = {}
-    for pkg in ("autoact", "torch", "transformers", "peft", "fschat", "langgraph", "datasets"):
-        try:
-            out[pkg] = md.version(pkg)
-        except md.PackageNotFoundError:
-            continue
-    return out
+    return package_versions(("autoact", "torch", "transformers", "peft", "fschat", "langgraph", "datasets"))
 
 
 def _count_lines(path: Path) -> int:

@@ -27,6 +27,7 @@ from typing import Any, Sequence
 
 from autoact.errors import ConfigError, DataError
 from autoact.jsonl import read_appendable
+from autoact.versions import package_versions
 from training.sft_data import PairCollator, encode_pair, load_pairs
 
 __all__ = ["DEEPSPEED_CONFIGS", "TrainConfig", "TrainReport", "last_checkpoint", "train_adapter"]
@@ -122,14 +123,7 @@ def _log_callback(log_path: Path) -> Any:
 
 
 def _versions() -> dict[str, str]:
-    import importlib.metadata as md
-    out = {}
-    for pkg in ("autoact", "torch", "transformers", "peft", "datasets", "accelerate", "deepspeed"):
-        try:
-            out[pkg] = md.version(pkg)
-        except md.PackageNotFoundError:
-            continue
-    return out
+    return package_versions(("autoact", "torch", "transformers", "peft", "datasets", "accelerate", "deepspeed"))
 
 
 def _data_stats(paths: Sequence[Path]) -> dict[str, Any]:
