@@ -18,6 +18,7 @@ from typing import Any, Callable, Sequence
 from tqdm import tqdm
 
 from autoact.errors import AutoactError
+from evaluation.diagnostics import episode_diagnostics, summarize_diagnostics
 from evaluation.results import ResultsFile
 from evaluation.trace import Tracer, trace_event
 from graph.group import AgentGroup, final_state
@@ -57,12 +58,15 @@ def run_episode(group: AgentGroup, task: Task, row: dict[str, Any],
     prediction = state.get("answer") or state.get("proposed_answer") or ""
     has_gold = "answer" in row
     scores = task.score(prediction, row) if has_gold else {}
+    transcript = state.get("steps") or []
+    tools = [spec.name for spec in group.context.toolbox.specs]
     return {
         "id": row["id"], "question": question, "gold": task.gold(row) if has_gold else None,
         "prediction": prediction, **scores, "reward": scores.get(task.reward_metric), "group": task.group(row),
         "steps": len(state.get("steps") or []), "halted": bool(state.get("halted")),
         "halt_reason": state.get("halt_reason"), "error": error,
-        "seconds": round(time.perf_counter() - start, 2), "transcript": state.get("steps") or [],
+        "seconds": round(time.perf_counter() - start, 2),
+        "diagnostics": episode_diagnostics(task, row, transcript, tools), "transcript": transcript,
     }
 
 
@@ -94,6 +98,12 @@ def evaluate(group: AgentGroup, task: Task, rows: Sequence[dict[str, Any]], opti
     finally:
         bar.close()
     wanted_ids = {r["id"] for r in wanted}
-    summary = task.summarize([r for r in results.rows if str(r["id"]) in wanted_ids])
+    done = [r for r in results.rows if str(r["id"]) in wanted_ids]
+    summary = task.summarize(done)
+    by_group: dict[str, list[dict[str, Any]]] = {}
+    for r in done:
+        by_group.setdefault(str(r.get("group", "all")), []).append(r)
+    summary["diagnostics"] = {**summarize_diagnostics(done),
+                              "groups": {g: summarize_diagnostics(items) for g, items in sorted(by_group.items())}}
     (options.out_dir / options.summary_file).write_text(json.dumps(summary, indent=2) + "\n", encoding="utf-8")
     return summary

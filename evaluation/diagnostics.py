@@ -1,0 +1,109 @@
+"""Behaviour diagnostics of an episode: what the agent did, beside whether its answer was right.
+
+With a small base model every variant's final score sits near the floor, so what
+shows learning is behaviour. Per episode (`episode_diagnostics`, stored on each
+result row) and over a set of rows (`summarize_diagnostics`, in `summary.json`):
+
+- evidence recall (HotpotQA rows with `supporting_facts`): the share of the gold
+  supporting pages the episode retrieved, and whether it reached all of them. A
+  page counts as retrieved when a `Retrieve` observation is that page's text
+  (its first sentence appears in it), so a title spelled differently still counts;
+- valid-action rate: actions that named one of the episode's tools (or Finish, or
+  a Reflect verdict in its place) and ran, over all actions;
+- finish rate: episodes that proposed an answer (a Finish with an argument);
+- reflection outcome: of the reflections given, how many said right / wrong, and
+  how many were correct (right on a correct answer, wrong on a wrong one;
+  correct = the task's reward metric reaches 1 for the judged answer);
+- steps per episode.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Iterable, Mapping, Sequence
+
+from agents.base import FINISH, REFLECT
+from tasks.base import Task
+
+_BAD_PLAN_OBSERVATIONS = ("Invalid action", "Reflect can only follow", "Finish needs an answer")
+
+
+def _norm(text: str) -> str:
+    return " ".join(str(text).split()).casefold()
+
+
+def gold_pages(row: Mapping[str, Any]) -> dict[str, str]:
+    """Gold supporting page title → the first sentence of that page in the row's context."""
+    titles = list(dict.fromkeys(str(f[0]) for f in row.get("supporting_facts") or [] if f))
+    context = {str(t): s for t, s in row.get("context") or []}
+    return {t: _norm(context[t][0]) if context.get(t) else "" for t in titles}
+
+
+def evidence_recall(row: Mapping[str, Any], transcript: Sequence[Mapping[str, Any]]) -> tuple[float, bool] | None:
+    """(share of gold pages retrieved, all of them retrieved), or None without supporting facts."""
+    pages = gold_pages(row)
+    if not pages:
+        return None
+    seen = [_norm(s.get("observation", "")) for s in transcript if s.get("action") == "Retrieve"]
+    reached = [t for t, first in pages.items()
+               if any((first and first[:120] in obs) or obs.startswith(_norm(t)) for obs in seen)]
+    return len(reached) / len(pages), len(reached) == len(pages)
+
+
+def _valid(step: Mapping[str, Any], tools: set[str]) -> bool:
+    observation = str(step.get("observation", ""))
+    if step.get("node") == "reflect":
+        return step.get("argument") in ("right", "wrong")
+    return step.get("action") in tools | {FINISH} and not observation.startswith(_BAD_PLAN_OBSERVATIONS)
+
+
+def episode_diagnostics(task: Task, row: Mapping[str, Any], transcript: Sequence[Mapping[str, Any]],
+                        tools: Iterable[str]) -> dict[str, Any]:
+    """The diagnostics of one episode (added to its result row)."""
+    tools = set(tools)
+    # every step is one attempted action, including one that did not parse
+    out: dict[str, Any] = {"actions": len(transcript), "valid_actions": sum(_valid(s, tools) for s in transcript)}
+    proposed: str | None = None
+    verdicts: list[dict[str, Any]] = []
+    for step in transcript:
+        if step.get("action") == FINISH and str(step.get("argument", "")).strip() \
+                and not str(step.get("observation", "")).startswith(_BAD_PLAN_OBSERVATIONS):
+            proposed = str(step["argument"])
+        elif step.get("node") == "reflect" and step.get("action") == REFLECT and proposed is not None:
+            verdict = step.get("argument")
+            entry: dict[str, Any] = {"verdict": verdict}
+            if "answer" in row and verdict in ("right", "wrong"):
+                right = float(task.score(proposed, row).get(task.reward_metric) or 0.0) >= 1.0
+                entry["correct"] = (verdict == "right") == right
+            verdicts.append(entry)
+    out["finished"] = proposed is not None
+    out["reflections"] = verdicts
+    if (recall := evidence_recall(row, transcript)) is not None:
+        out["evidence_recall"], out["evidence_all"] = round(recall[0], 4), recall[1]
+    return out
+
+
+def summarize_diagnostics(rows: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
+    """Rates over result rows that carry `diagnostics` (percentages, like the task metrics)."""
+    diags = [r["diagnostics"] for r in rows if isinstance(r.get("diagnostics"), dict)]
+
+    def pct(part: float, whole: float) -> float | None:
+        return round(100 * part / whole, 2) if whole else None
+
+    actions = sum(d["actions"] for d in diags)
+    verdicts = [v for d in diags for v in d["reflections"]]
+    judged = [v for v in verdicts if "correct" in v]
+    recalls = [d["evidence_recall"] for d in diags if "evidence_recall" in d]
+    out: dict[str, Any] = {
+        "episodes": len(diags),
+        "valid_action_rate": pct(sum(d["valid_actions"] for d in diags), actions),
+        "finish_rate": pct(sum(d["finished"] for d in diags), len(diags)),
+        "reflections": len(verdicts),
+        "reflect_right_rate": pct(sum(v["verdict"] == "right" for v in verdicts), len(verdicts)),
+        "reflect_wrong_rate": pct(sum(v["verdict"] == "wrong" for v in verdicts), len(verdicts)),
+        "reflection_accuracy": pct(sum(v["correct"] for v in judged), len(judged)),
+        "steps_per_episode": round(sum(r.get("steps") or 0 for r in rows) / len(rows), 2) if rows else None,
+    }
+    if recalls:
+        out["evidence_recall"] = pct(sum(recalls), len(recalls))
+        out["evidence_all_rate"] = pct(sum(d["evidence_all"] for d in diags if "evidence_all" in d), len(recalls))
+    return out
