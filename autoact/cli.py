@@ -6,7 +6,7 @@ import argparse
 import sys
 import time
 from pathlib import Path
-from typing import Sequence
+from typing import Any, Sequence
 
 from rich.console import Console
 
@@ -105,10 +105,24 @@ def _find_row(rows: Sequence[dict], question: str | None, row_id: str | None) ->
     return None
 
 
+def make_baseline(args: argparse.Namespace, task: Task) -> Any:
+    """The `--baseline` answerer (evaluation/baselines.py) in place of the group."""
+    from agents.llm import EndpointModel
+    from evaluation.baselines import build_baseline
+
+    train = read_rows(args.baseline_train, task) if args.baseline_train else None
+    model = None
+    if args.baseline == "direct":
+        name = resolve_role_models(args.base_url, args.api_key, args.model, no_reflect=True).plan
+        model = EndpointModel(EndpointConfig(base_url=args.base_url, api_key=args.api_key, model=name,
+                                             timeout=args.timeout))
+    return build_baseline(args.baseline, task, model, train)
+
+
 def cmd_eval(args: argparse.Namespace) -> int:
     task = get_task(args.task)
     rows = read_rows(args.data, task)
-    group = make_group(args, task, rows)
+    group = make_baseline(args, task) if getattr(args, "baseline", None) else make_group(args, task, rows)
     out = Path(args.out)
     tracer = Tracer(console=console if args.trace else None,
                     jsonl=Path(args.trace_file) if args.trace_file else None)
@@ -174,6 +188,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     ev = sub.add_parser("eval", help="evaluate on a data file; resumable")
     _add_eval_options(ev)
+    ev.add_argument("--baseline", choices=("majority", "direct"), default=None,
+                    help="evaluate a reference answerer instead of the group: majority (a constant answer) or "
+                         "direct (the base model answers at once, without tools)")
+    ev.add_argument("--baseline-train", default=None, metavar="FILE",
+                    help="training rows the majority baseline counts answer letters in (ScienceQA)")
     ev.set_defaults(func=cmd_eval)
 
     demo = sub.add_parser("demo", help="serve the embedded model, evaluate a few questions with a trace")
