@@ -31,6 +31,7 @@ from tasks.base import Task
 REPORT_NAME = "report.md"
 SCORES_PNG = "scores.png"
 STAGE_TIMES_PNG = "stage_times.png"
+BEHAVIOUR_PNG = "behaviour.png"
 RESUME_HINT = ("run the same `autoact pipeline` command again to resume the run: "
                "finished stages are kept and the pipeline continues from the failed one")
 
@@ -340,6 +341,66 @@ def _results_section(runs: Sequence[Run]) -> list[str]:
     return lines
 
 
+BEHAVIOUR_COLUMNS = (("valid_action_rate", "valid actions"), ("finish_rate", "finished"),
+                     ("reflect_right_rate", "Reflect right"), ("reflect_wrong_rate", "Reflect wrong"),
+                     ("reflection_accuracy", "reflection correct"), ("evidence_recall", "evidence recall"),
+                     ("evidence_all_rate", "all evidence"), ("steps_per_episode", "steps/episode"))
+
+
+def _labelled_evaluations(runs: Sequence[Run]) -> list[tuple[str, Evaluation]]:
+    return [(f"{r.title} / {e.label}" if len(runs) > 1 else e.label, e) for r in runs for e in r.evaluations]
+
+
+def _behaviour_section(runs: Sequence[Run]) -> list[str]:
+    """What the agents did (evaluation/diagnostics.py): the numbers that move when final scores do not."""
+    rows = []
+    for label, ev in _labelled_evaluations(runs):
+        diag = (ev.summary or {}).get("diagnostics")
+        if not isinstance(diag, dict):
+            continue
+        cells = [percent(diag[k]) if diag.get(k) is not None and k != "steps_per_episode"
+                 else ("—" if diag.get(k) is None else f"{diag[k]:.1f}") for k, _ in BEHAVIOUR_COLUMNS]
+        rows.append([label, *cells])
+    if not rows:
+        return []
+    header = ["evaluation", *(title for _, title in BEHAVIOUR_COLUMNS)]
+    return ["## Behaviour", "",
+            ("Percent of actions that named a tool of the task and ran (valid actions), of episodes that "
+             "proposed an answer (finished), of reflections that said right / wrong and that judged the answer "
+             "correctly, and (HotpotQA) the share of gold supporting pages retrieved (evidence recall) and of "
+             "episodes that retrieved all of them."), "",
+            *_table(header, rows, right=tuple(range(1, len(header)))), ""]
+
+
+def plot_behaviour(runs: Sequence[Run], path: Path) -> Path | None:
+    """Bars of valid-action rate and evidence recall per evaluation; None when no summary has diagnostics."""
+    bars = [(label, ev.summary["diagnostics"]) for label, ev in _labelled_evaluations(runs)
+            if isinstance((ev.summary or {}).get("diagnostics"), dict)]
+    if not bars:
+        return None
+    measures = [("valid_action_rate", "valid actions"), ("evidence_recall", "evidence recall"),
+                ("finish_rate", "finished")]
+    fig = _new_figure(max(6.0, 1.2 * len(measures) * (0.8 + 0.3 * len(bars))), 3.8)
+    ax = fig.add_subplot(1, 1, 1)
+    step = 0.8 / len(bars)
+    for j, (label, diag) in enumerate(bars):
+        values = [diag.get(key) for key, _ in measures]
+        xs = [k - 0.4 + step * (j + 0.5) for k in range(len(measures))]
+        container = ax.bar(xs, [float("nan") if v is None else float(v) for v in values], width=step * 0.95,
+                           label=label)
+        ax.bar_label(container, labels=["" if v is None else percent(v) for v in values], fontsize=7, padding=1)
+    ax.set_xticks(range(len(measures)))
+    ax.set_xticklabels([title for _, title in measures])
+    ax.set_ylim(0, 105)
+    ax.set_ylabel("%")
+    ax.set_title("Behaviour per evaluation")
+    ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.0, 1.0))
+    ax.grid(axis="y", alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(path, format="png")
+    return path
+
+
 def _reference_section(runs: Sequence[Run]) -> list[str]:
     lines = ["## Reference values from the AutoAct paper", "",
              ("This section is for **reference values reported in the AutoAct paper** (Qiao et al., 2024, "
@@ -468,6 +529,7 @@ def render_report(runs: Sequence[Run], plots: dict[str, Path | None]) -> str:
     for run in runs:
         lines += _run_section(run)
     lines += _results_section(runs)
+    lines += _behaviour_section(runs)
     lines += _reference_section(runs)
     lines += ["## Plots", ""]
     for title, png in plots.items():
@@ -492,6 +554,7 @@ def write_report(run_dirs: list[Path], out: Path | None = None) -> Path:
     plots = {
         "Scores": plot_scores(runs, out.parent / SCORES_PNG),
         "Time per stage": plot_stage_times(runs, out.parent / STAGE_TIMES_PNG),
+        "Behaviour": plot_behaviour(runs, out.parent / BEHAVIOUR_PNG),
     }
     out.write_text(render_report(runs, plots), encoding="utf-8")
     return out

@@ -235,3 +235,30 @@ def test_cli_report(hotpot_run, tmp_path, capsys):
 def test_durations_read_naturally():
     assert [run_report.duration(s) for s in (None, 12.34, 59.96, 119.6, 3599.6, 3725)] == [
         "—", "12.3 s", "1 min 00 s", "2 min 00 s", "1 h 00 min", "1 h 02 min"]
+
+
+def test_behaviour_table_and_plot_come_from_the_diagnostics(tmp_path):
+    from evaluation.diagnostics import summarize_diagnostics
+    rows = [
+        {"id": "q1", "group": "easy", "em": 0.0, "f1": 0.0, "steps": 3, "halted": False, "error": None,
+         "diagnostics": {"actions": 3, "valid_actions": 3, "finished": True,
+                         "reflections": [{"verdict": "right", "correct": False}],
+                         "evidence_recall": 0.5, "evidence_all": False}},
+        {"id": "q2", "group": "easy", "em": 0.0, "f1": 0.0, "steps": 5, "halted": True, "error": None,
+         "diagnostics": {"actions": 5, "valid_actions": 4, "finished": False, "reflections": [],
+                         "evidence_recall": 1.0, "evidence_all": True}},
+    ]
+    run_dir = make_run(tmp_path, "diag", "hotpotqa", [stage("eval-zero-shot")],
+                       {"Meta-Agent zero-shot": "eval/zero-shot"}, {"eval/zero-shot": rows})
+    summary_path = run_dir / "eval" / "zero-shot" / "summary.json"
+    summary = json.loads(summary_path.read_text())
+    summary["diagnostics"] = summarize_diagnostics(rows)
+    summary_path.write_text(json.dumps(summary))
+    text = write_report([run_dir]).read_text()
+    assert "## Behaviour" in text
+    # valid 7/8 = 87.5; finished 1/2 = 50.0; right 1/1; wrong 0/1; correct 0/1; recall 75.0; all 1/2; 4.0 steps
+    behaviour = text.split("## Behaviour", 1)[1]
+    assert table_row(behaviour, "Meta-Agent zero-shot") == ["87.5", "50.0", "100.0", "0.0", "0.0", "75.0",
+                                                             "50.0", "4.0"]
+    png = run_dir / "behaviour.png"
+    assert png.read_bytes().startswith(PNG_SIGNATURE) and "](behaviour.png)" in text
