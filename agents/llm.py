@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import math
 import time
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol, Sequence, runtime_checkable
 
@@ -52,11 +53,18 @@ _RETRYABLE = (openai.APIConnectionError, openai.APITimeoutError, openai.Internal
               openai.RateLimitError, httpx.TransportError)
 
 
+#: Token usage of the current episode, by role label: `{label: {"prompt_tokens", "completion_tokens",
+#: "requests"}}`. The evaluation loop sets a fresh dict per episode; every EndpointModel request adds
+#: the server's usage counts to its label's entry (nothing is recorded while it is unset).
+TOKEN_USAGE: ContextVar[dict[str, dict[str, int]] | None] = ContextVar("autoact_token_usage", default=None)
+
+
 @dataclass
 class EndpointModel:
     """A model behind an OpenAI-compatible `/v1/completions` endpoint (langchain-openai client)."""
 
     config: EndpointConfig
+    usage_label: str = ""  # the key its usage is recorded under (the role; default: the model name)
     calls: int = field(default=0, init=False)
     _clients: dict[tuple, OpenAI] = field(default_factory=dict, init=False, repr=False)
 
@@ -95,15 +103,29 @@ class EndpointModel:
             f"{what} failed at {self.config.base_url} for model {self.config.model!r} after "
             f"{self.config.retries + 1} attempts: {type(last).__name__}: {last}") from None
 
+    def _record_usage(self, result: Any) -> None:
+        sink = TOKEN_USAGE.get()
+        if sink is None:
+            return
+        usage = (result.llm_output or {}).get("token_usage", {})
+        entry = sink.setdefault(self.usage_label or self.name,
+                                {"prompt_tokens": 0, "completion_tokens": 0, "requests": 0})
+        entry["prompt_tokens"] += int(usage.get("prompt_tokens") or 0)
+        entry["completion_tokens"] += int(usage.get("completion_tokens") or 0)
+        entry["requests"] += 1
+
     def generate(self, prompt: str, *, stop: Sequence[str], max_tokens: int) -> str:
         llm = self._client(max_tokens, echo=False)
-        return self._call("generation", lambda: llm.invoke(prompt, stop=list(stop) or None))
+        result = self._call("generation", lambda: llm.generate([prompt], stop=list(stop) or None))
+        self._record_usage(result)
+        return result.generations[0][0].text
 
     def score(self, prompt: str, candidates: Sequence[str]) -> list[float]:
         llm = self._client(1, echo=True)
         scores = []
         for cand in candidates:
             result = self._call("scoring", lambda: llm.generate([prompt + cand]))
+            self._record_usage(result)
             info = result.generations[0][0].generation_info or {}
             usage = (result.llm_output or {}).get("token_usage", {})
             scores.append(candidate_logprob(info.get("logprobs"), cand, usage.get("prompt_tokens"),

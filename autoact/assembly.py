@@ -111,16 +111,16 @@ def build_group(task: Task, toolbox: Toolbox, roles: RoleModels, endpoint: Endpo
     style = ("meta" if roles.shared else "roles") if prompts == "auto" else prompts
     settings = settings or AgentSettings()
 
-    def model(name: str) -> EndpointModel:
-        return EndpointModel(EndpointConfig(**{**endpoint.__dict__, "model": name}))
+    def model(name: str, label: str) -> EndpointModel:
+        return EndpointModel(EndpointConfig(**{**endpoint.__dict__, "model": name}), usage_label=label)
 
     def role(name: str) -> str:
         return "meta" if style == "meta" else name
 
-    reflect = ModelReflectAgent(model(roles.reflect), role("reflect"), settings) if roles.reflect else None
+    reflect = ModelReflectAgent(model(roles.reflect, "reflect"), role("reflect"), settings) if roles.reflect else None
     context = GroupContext(
-        plan=ModelPlanAgent(model(roles.plan), role("plan"), settings),
-        tool=ModelToolAgent(model(roles.tool), role("tool"), settings),
+        plan=ModelPlanAgent(model(roles.plan, "plan"), role("plan"), settings),
+        tool=ModelToolAgent(model(roles.tool, "tool"), role("tool"), settings),
         reflect=reflect, toolbox=toolbox, task=task, limits=limits or Limits(), budget_role=role("plan"),
     )
     return AgentGroup(context)

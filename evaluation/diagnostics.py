@@ -14,7 +14,8 @@ result row) and over a set of rows (`summarize_diagnostics`, in `summary.json`):
 - reflection outcome: of the reflections given, how many said right / wrong, and
   how many were correct (right on a correct answer, wrong on a wrong one;
   correct = the task's reward metric reaches 1 for the judged answer);
-- steps per episode.
+- steps per episode, and tokens per episode per role (the server's usage counts, recorded by
+  `agents.llm.TOKEN_USAGE` while the episode runs).
 """
 
 from __future__ import annotations
@@ -103,6 +104,12 @@ def summarize_diagnostics(rows: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
         "reflection_accuracy": pct(sum(v["correct"] for v in judged), len(judged)),
         "steps_per_episode": round(sum(r.get("steps") or 0 for r in rows) / len(rows), 2) if rows else None,
     }
+    usages = [r["tokens"] for r in rows if isinstance(r.get("tokens"), dict)]
+    if usages:  # mean tokens per episode and role, from the server's usage counts
+        roles = sorted({role for u in usages for role in u})
+        out["tokens_per_episode"] = {
+            role: {k: round(sum(u.get(role, {}).get(k, 0) for u in usages) / len(usages), 1)
+                   for k in ("prompt_tokens", "completion_tokens")} for role in roles}
     if recalls:
         out["evidence_recall"] = pct(sum(recalls), len(recalls))
         out["evidence_all_rate"] = pct(sum(d["evidence_all"] for d in diags if "evidence_all" in d), len(recalls))

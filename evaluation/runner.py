@@ -17,6 +17,7 @@ from typing import Any, Callable, Sequence
 
 from tqdm import tqdm
 
+from agents.llm import TOKEN_USAGE
 from autoact.errors import AutoactError
 from evaluation.diagnostics import episode_diagnostics, summarize_diagnostics
 from evaluation.results import ResultsFile
@@ -43,6 +44,8 @@ def run_episode(group: AgentGroup, task: Task, row: dict[str, Any],
     question, inputs = task.question_text(row), task.inputs(row)
     updates: list[tuple[str, dict[str, Any]]] = []
     error = None
+    usage: dict[str, dict[str, int]] = {}
+    usage_token = TOKEN_USAGE.set(usage)
     try:
         steps = 0
         for node, update in group.stream(question, inputs):
@@ -54,6 +57,8 @@ def run_episode(group: AgentGroup, task: Task, row: dict[str, Any],
         error = str(e)
     except Exception as e:  # a bug or an unexpected library error must not sink the batch
         error = f"{type(e).__name__}: {e}\n{traceback.format_exc(limit=3)}"
+    finally:
+        TOKEN_USAGE.reset(usage_token)
     state = final_state(updates, group.start(question, inputs))
     prediction = state.get("answer") or state.get("proposed_answer") or ""
     has_gold = "answer" in row
@@ -66,7 +71,8 @@ def run_episode(group: AgentGroup, task: Task, row: dict[str, Any],
         "steps": len(state.get("steps") or []), "halted": bool(state.get("halted")),
         "halt_reason": state.get("halt_reason"), "error": error,
         "seconds": round(time.perf_counter() - start, 2),
-        "diagnostics": episode_diagnostics(task, row, transcript, tools), "transcript": transcript,
+        "diagnostics": episode_diagnostics(task, row, transcript, tools), "tokens": usage,
+        "transcript": transcript,
     }
 
 

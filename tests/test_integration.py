@@ -44,6 +44,12 @@ def test_eval_limit_2_writes_rows_and_summary_then_resumes(tiny_stack, tmp_path)
     summary = json.loads((out / "summary.json").read_text())
     assert summary["n"] == 2 and set(summary["groups"]) == {"easy", "hard"}
     assert "overall" in first.stdout
+    # the server's token counts, per role and episode: every step asked the plan agent for a thought
+    for r in results:
+        assert r["tokens"]["plan"]["requests"] >= r["steps"] and r["tokens"]["plan"]["prompt_tokens"] > 0
+        assert r["tokens"]["plan"]["completion_tokens"] > 0
+    assert summary["diagnostics"]["tokens_per_episode"]["plan"]["prompt_tokens"] > 0
+    assert summary["diagnostics"]["valid_action_rate"] == 100.0
     again = autoact(*args)
     assert again.returncode == 0
     assert len((out / "results.jsonl").read_text().splitlines()) == 2  # resumed: nothing redone
