@@ -167,6 +167,18 @@ def cmd_report(args: argparse.Namespace) -> int:
     return 0
 
 
+AGENT_GRAPHS = {"autoact": "graph.builder:build_group_graph"}  # agent designs selectable by name
+
+
+def cmd_graph(args: argparse.Namespace) -> int:
+    """Print an agent design's graph as Mermaid (dotted edges are conditional)."""
+    import importlib
+    module, _, func = AGENT_GRAPHS[args.agent].partition(":")
+    graph = getattr(importlib.import_module(module), func)()
+    print(graph.get_graph().draw_mermaid())
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="autoact", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -200,6 +212,10 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--serve-model", default="default", help="model to serve (default: embedded SmolLM2)")
     demo.add_argument("--port", type=int, default=8000, help="API server port")
     demo.set_defaults(func=cmd_demo)
+
+    gr = sub.add_parser("graph", help="print an agent design's graph as Mermaid")
+    gr.add_argument("--agent", choices=sorted(AGENT_GRAPHS), default="autoact")
+    gr.set_defaults(func=cmd_graph)
 
     rep = sub.add_parser("report", help="write report.md with tables and plots for one or more pipeline runs")
     rep.add_argument("runs", nargs="+", metavar="RUN_DIR", help="run directories (each holds run.json)")

@@ -184,3 +184,13 @@ def test_recursion_limit_covers_the_step_limit():
     assert g.config()["recursion_limit"] == Limits(max_steps=25).recursion_limit()
     state = g.invoke(Q)  # would raise GraphRecursionError if the limit were too small
     assert len(state["steps"]) == 25 and state["halted"]
+
+
+def test_graph_command_prints_the_group_as_mermaid(capsys):
+    from autoact.cli import main
+    assert main(["graph", "--agent", "autoact"]) == 0
+    out = capsys.readouterr().out
+    assert "graph TD;" in out
+    for edge in ("__start__ --> plan;", "tool --> execute;", "execute -.-> reflect;", "reflect -.-> plan;",
+                 "halt --> __end__;"):
+        assert edge in out
