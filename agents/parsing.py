@@ -47,9 +47,17 @@ def cut_at_stops(text: str, stops: Sequence[str]) -> str:
     return text[:cut]
 
 
+_ACTION_PREFIX = re.compile(r"^[A-Za-z][A-Za-z0-9]*\[")
+
+
 def clean_argument(text: str) -> str:
-    """An argument from generated text: first line, no brackets or quotes, bounded length."""
+    """An argument from generated text: first line, no brackets or quotes, bounded length.
+
+    A model that writes a whole call where only its argument belongs ("Retrieve[Paris" after
+    "Retrieve[") gets the call's name dropped.
+    """
     text = text.strip().split("\n", 1)[0]
+    text = _ACTION_PREFIX.sub("", text)
     text = text.split("]", 1)[0].strip().strip("[").strip()
     if len(text) >= 2 and text[0] == text[-1] and text[0] in "\"'`":
         text = text[1:-1].strip()

@@ -39,5 +39,7 @@ def test_unreadable_actions_are_errors(text, fragment):
 
 def test_clean_argument_and_thought():
     assert clean_argument("Milhouse] and more") == "Milhouse"
+    assert clean_argument("Retrieve[Paris") == "Paris" and clean_argument("Reflect[wrong") == "wrong"
+    assert clean_argument("St. Louis [city]") == "St. Louis [city"  # only a leading call is dropped
     assert clean_argument('"Dover"\nObservation') == "Dover"
     assert clean_thought(" I need   the capital.\nAction 1: Retrieve[x]") == "I need the capital."
