@@ -199,7 +199,8 @@ def cmd_train(args: argparse.Namespace) -> int:
 def cmd_pipeline(args: argparse.Namespace) -> int:
     """Every stage from seeds to an evaluated group (autoact.pipeline); rerun to resume."""
     from autoact.cli import console
-    from autoact.pipeline import PipelineConfig, run_pipeline
+    from autoact.pipeline import PipelineConfig
+    from autoact.rounds import RoundsConfig, run_rounds
 
     overrides = {k: v for k, v in (("n_questions", args.n_questions), ("epochs", args.epochs),
                                    ("eval_limit", args.eval_limit), ("concurrency", args.concurrency))
@@ -209,7 +210,12 @@ def cmd_pipeline(args: argparse.Namespace) -> int:
                             eval_file=Path(args.eval_file) if args.eval_file else None,
                             tool_selection=args.tool_selection, no_reflect_ablation=args.ablate_reflect,
                             progress=not args.no_progress, overrides=overrides)
-    data = run_pipeline(config, on_stage=lambda name: console.rule(f"[bold]{name}"))
+    rounds = RoundsConfig(rounds=args.rounds, continue_adapters=args.continue_adapters,
+                          stop_on_regression=args.stop_on_regression, regression_margin=args.regression_margin)
+    data = run_rounds(config, rounds, on_stage=lambda name: console.rule(f"[bold]{name}"))
+    if args.rounds > 1:
+        console.print(f"rounds: {Path(args.workdir) / 'rounds.md'} (best round {data['best_round']})")
+        return 0
     table = Table(title=f"pipeline {data['name']} ({data['task']}, preset {data['preset']})")
     for col in ("stage", "status", "seconds", "counts"):
         table.add_column(col)
@@ -353,6 +359,13 @@ def add_training_parsers(sub: argparse._SubParsersAction) -> None:
     pl.add_argument("--epochs", type=float, default=None, help="override the preset's epochs")
     pl.add_argument("--eval-limit", type=int, default=None, help="override the preset's number of eval questions")
     pl.add_argument("--concurrency", type=int, default=None, help="episodes run at once in synthesis and eval")
+    pl.add_argument("--rounds", type=int, default=1, help="self-improvement rounds: round r>=2 synthesizes new "
+                    "questions with round r-1's trained group (default 1: the paper's method)")
+    pl.add_argument("--continue-adapters", action="store_true", help="round r>=2 continues round r-1's adapters "
+                    "on its new data (default: train from the base on all data kept so far)")
+    pl.add_argument("--stop-on-regression", action="store_true",
+                    help="end the rounds when a round scores below the previous one by more than the margin")
+    pl.add_argument("--regression-margin", type=float, default=1.0, help="points of the task metric")
     pl.add_argument("--no-progress", action="store_true", help="no progress bars")
     pl.set_defaults(func=cmd_pipeline)
 

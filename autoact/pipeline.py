@@ -29,7 +29,7 @@ import json
 import time
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any, Callable, Iterator, Sequence
 
 from autoact.errors import AutoactError, ConfigError
 from autoact.versions import package_versions
@@ -85,6 +85,12 @@ class PipelineConfig:
     no_reflect_ablation: bool = False
     progress: bool = True
     overrides: dict[str, Any] = field(default_factory=dict)  # Preset fields to change
+    # self-improvement rounds (autoact.rounds) set these for round 2 on:
+    synth_adapters: dict[str, Path] | None = None  # synthesize with this trained group, not the Meta-Agent
+    avoid_questions: list[Path] = field(default_factory=list)  # earlier rounds' questions: never asked again
+    extra_training_data: list[Path] = field(default_factory=list)  # earlier rounds' data dirs: train on the union
+    init_adapters: Path | None = None  # start each role's adapter from this group's instead of from scratch
+    zero_shot_eval: bool = True  # evaluate the Meta-Agent zero-shot too
 
     def preset_values(self) -> Preset:
         if self.preset not in PRESETS:
@@ -124,7 +130,12 @@ class RunRecord:
             "name": workdir.name, "task": config.task, "preset": config.preset, "settings": {
                 **asdict(preset), "base": config.base, "base_url": config.base_url,
                 "eval_file": str(config.eval_file), "tool_selection": config.tool_selection,
-                "data_dir": str(config.data_dir)},
+                "data_dir": str(config.data_dir),
+                "synthesized_by": ({r: str(p) for r, p in config.synth_adapters.items()}
+                                   if config.synth_adapters else "Meta-Agent"),
+                "avoided_questions_of": [str(p) for p in config.avoid_questions],
+                "also_trained_on": [str(p) for p in config.extra_training_data],
+                "adapters_continued_from": str(config.init_adapters) if config.init_adapters else None},
             "versions": _versions(), "finished_at": None,
         })
         data.setdefault("started_at", _now())
@@ -236,14 +247,16 @@ def run_pipeline(config: PipelineConfig, on_stage: Callable[[str], None] | None 
         # ---------------------------------------------------------------- the Meta-Agent's stages
         trained = _trained_roles(paths["adapters"])
         need_meta = not (record.done("differentiate") and (trained or record.done("train")))
+        synth_roles = {r: r for r in ROLES if r in (config.synth_adapters or {})}
         with contextlib.ExitStack() as meta_stack:
-            url = config.base_url
+            url = None if synth_roles else config.base_url
             if need_meta and url is None:
                 with record.running("serve") as counts:
-                    stack = meta_stack.enter_context(FastChatStack(base, port=free_port(),
-                                                                   log_dir=paths["logs"] / "meta"))
+                    stack = meta_stack.enter_context(FastChatStack(
+                        base, port=free_port(), log_dir=paths["logs"] / "meta",
+                        adapters={r: config.synth_adapters[r] for r in synth_roles} if synth_roles else None))
                     url = stack.base_url
-                    counts["model"] = base.name
+                    counts["model"] = ", ".join(stack.model_names)
             elif url is None:
                 record.skipped("serve", {}, "nothing left for the Meta-Agent to do")
             if need_meta:
@@ -252,20 +265,21 @@ def run_pipeline(config: PipelineConfig, on_stage: Callable[[str], None] | None 
             if need_meta:
                 questions = read_rows(paths["questions"], task)
                 with record.running("synthesize") as counts:
-                    roles = RoleModels(base.name, base.name, base.name)
+                    roles = RoleModels(*(synth_roles.get(r, base.name) for r in ROLES))
                     # grounded questions carry their pages; otherwise the evaluation file's pages form the docstore
                     pages = questions if any(q.get("context") for q in questions) else eval_rows
-                    group = group_for(url, roles, pages, preset.synth_max_steps, "meta")
+                    group = group_for(url, roles, pages, preset.synth_max_steps, "roles" if synth_roles else "meta")
                     from training.synthesize import synthesize
+                    who = {"model": base.name, "group": {r: str(config.synth_adapters[r]) for r in synth_roles}}
                     summary = synthesize(group, task, questions, paths["trajectories"], preset.concurrency,
-                                         config.progress, {"model": base.name, "questions": str(paths["questions"])})
+                                         config.progress, {**who, "questions": str(paths["questions"])})
                     counts.update(trajectories=summary["n"], **{k: summary[k] for k in task.metrics},
                                   halted=summary["halted"], errors=summary["errors"])
             else:
                 for name in ("self-instruct", "synthesize"):
                     record.skipped(name, record.stage(name)["counts"], "done before")
         _stage_differentiate(record, task, paths, preset, tools_file)
-        trained = _stage_train(record, preset, paths, base)
+        trained = _stage_train(record, preset, paths, base, config.extra_training_data, config.init_adapters)
 
         # ---------------------------------------------------------------- the trained group
         with record.running("serve-group") as counts:
@@ -276,7 +290,7 @@ def run_pipeline(config: PipelineConfig, on_stage: Callable[[str], None] | None 
         try:
             url = group_stack.base_url
             roles = RoleModels(*(r if r in trained else base.name for r in ROLES))
-            variants = [("zero-shot", RoleModels(base.name, base.name, base.name), "meta")]
+            variants = [("zero-shot", RoleModels(base.name, base.name, base.name), "meta")][:int(config.zero_shot_eval)]
             if trained:
                 variants.append(("autoact", roles, "roles"))
                 if config.no_reflect_ablation:
@@ -347,6 +361,7 @@ def _stage_self_instruct(record: RunRecord, config: PipelineConfig, preset: Pres
     from training.self_instruct import SelfInstructConfig, run_self_instruct
 
     have = _count_lines(paths["questions"])
+    avoid = [str(r["question"]) for f in config.avoid_questions for r in read_rows(f, task)]
     if have >= preset.n_questions:
         record.skipped("self-instruct", {"questions": have}, "done before")
         return
@@ -355,7 +370,7 @@ def _stage_self_instruct(record: RunRecord, config: PipelineConfig, preset: Pres
         si = SelfInstructConfig(task=task.name, n=preset.n_questions, per_round=preset.per_round,
                                 grounded=corpus is not None)
         report = run_self_instruct(endpoint(url, model_name, preset.temperature), task.name, seeds,
-                                   paths["questions"], si, corpus_rows=corpus, progress=config.progress)
+                                   paths["questions"], si, corpus_rows=corpus, progress=config.progress, avoid=avoid)
         counts.update(questions=report.total, rounds=report.rounds, rejected=sum(report.rejected.values()))
 
 
@@ -378,10 +393,15 @@ def _stage_differentiate(record: RunRecord, task: Any, paths: dict[str, Path], p
                       **{f"{role}_pairs": v["pairs"] for role, v in stats["roles"].items()})
 
 
-def _stage_train(record: RunRecord, preset: Preset, paths: dict[str, Path], base: Any) -> list[str]:
+def _stage_train(record: RunRecord, preset: Preset, paths: dict[str, Path], base: Any,
+                 extra_data: Sequence[Path] = (), init_adapters: Path | None = None) -> list[str]:
     from training.lora import TrainConfig, train_adapter
 
-    roles = [r for r in ROLES if _count_lines(paths["data"] / f"{r}.jsonl")]
+    def files(role: str) -> list[Path]:  # this round's pairs and every earlier round's
+        candidates = [Path(d) / f"{role}.jsonl" for d in (paths["data"], *extra_data)]
+        return [f for f in candidates if _count_lines(f)]
+
+    roles = [r for r in ROLES if files(r)]
     if not roles:
         record.skipped("train", {"roles": 0}, "differentiation kept no trajectory: the Meta-Agent solved none "
                        "of its questions (more questions or a larger preset may keep some)")
@@ -391,8 +411,9 @@ def _stage_train(record: RunRecord, preset: Preset, paths: dict[str, Path], base
                              lora_dropout=preset.lora_dropout, target_modules=tuple(preset.target_modules),
                              lr=preset.lr, batch_size=preset.batch_size)
         for role in roles:
-            report = train_adapter(paths["data"] / f"{role}.jsonl", paths["adapters"] / role, base.path, config,
-                                   resume=True)
+            init = init_adapters / role if init_adapters and (init_adapters / role).is_dir() else None
+            report = train_adapter(files(role), paths["adapters"] / role, base.path,
+                                   replace(config, init_adapter=str(init) if init else None), resume=True)
             counts[f"{role}_steps"] = report.steps
             if not report.skipped:
                 counts[f"{role}_seconds"] = round(report.train_seconds, 1)

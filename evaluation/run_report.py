@@ -380,7 +380,7 @@ def plot_behaviour(runs: Sequence[Run], path: Path) -> Path | None:
         return None
     measures = [("valid_action_rate", "valid actions"), ("evidence_recall", "evidence recall"),
                 ("finish_rate", "finished")]
-    fig = _new_figure(max(6.0, 1.2 * len(measures) * (0.8 + 0.3 * len(bars))), 3.8)
+    fig = new_figure(max(6.0, 1.2 * len(measures) * (0.8 + 0.3 * len(bars))), 3.8)
     ax = fig.add_subplot(1, 1, 1)
     step = 0.8 / len(bars)
     for j, (label, diag) in enumerate(bars):
@@ -425,7 +425,7 @@ def _reference_section(runs: Sequence[Run]) -> list[str]:
 # --------------------------------------------------------------------------- plots
 
 
-def _new_figure(width: float, height: float):
+def new_figure(width: float, height: float):
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
@@ -450,7 +450,7 @@ def plot_scores(runs: Sequence[Run], path: Path) -> Path | None:
     if not panels:
         return None
     width = max(6.0, max(len(cats) * (0.9 + 0.35 * len(bars)) for _, bars, cats in panels))
-    fig = _new_figure(width, 3.6 * len(panels) + 0.6)
+    fig = new_figure(width, 3.6 * len(panels) + 0.6)
     for i, (task, bars, categories) in enumerate(panels):
         ax = fig.add_subplot(len(panels), 1, i + 1)
         metric = task.reward_metric
@@ -480,7 +480,7 @@ def plot_stage_times(runs: Sequence[Run], path: Path) -> Path | None:
     stages = list(dict.fromkeys(str(s["name"]) for r in runs for s in r.stages if s.get("seconds") is not None))
     if not stages:
         return None
-    fig = _new_figure(8.0, 1.2 + 0.3 * len(stages) * max(1, len(runs)))
+    fig = new_figure(8.0, 1.2 + 0.3 * len(stages) * max(1, len(runs)))
     ax = fig.add_subplot(1, 1, 1)
     step = 0.8 / len(runs)
     any_failed = False

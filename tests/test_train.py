@@ -219,3 +219,18 @@ def test_deepspeed_zero2_trains_a_few_steps_on_the_cpu_accelerator(tiny_model_di
     log = [json.loads(line) for line in (tmp_path / "ds" / "train_log.jsonl").read_text().splitlines()]
     assert [r["step"] for r in log] == [1, 2, 3] and log[1]["lr"] > 0  # DeepSpeed's scheduler warmed up
     assert (tmp_path / "ds" / "adapter_model.safetensors").stat().st_size > 0
+
+
+def test_training_can_continue_from_an_earlier_adapter(tiny_model_dir, tmp_path):
+    import torch
+    from safetensors.torch import load_file
+    data = write_pairs(tmp_path / "plan.jsonl")
+    first = TrainConfig(epochs=2, lr=5e-2, lora_r=4, lora_dropout=0.0, target_modules=("q_proj",))
+    train_adapter(data, tmp_path / "first", tiny_model_dir, first, progress=False)
+    # a fresh LoRA starts with B = 0; continuing starts from the first adapter's trained B
+    frozen = TrainConfig(max_steps=1, lr=1e-12, lora_r=8, lora_dropout=0.0, init_adapter=str(tmp_path / "first"))
+    train_adapter(data, tmp_path / "second", tiny_model_dir, frozen, progress=False)
+    a = load_file(tmp_path / "first" / "adapter_model.safetensors")
+    b = load_file(tmp_path / "second" / "adapter_model.safetensors")
+    assert a.keys() == b.keys() and any("lora_B" in k and a[k].any() for k in a)
+    assert all(torch.allclose(a[k], b[k], atol=1e-6) for k in a)  # rank 4 and q_proj carried over

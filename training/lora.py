@@ -54,6 +54,7 @@ class TrainConfig:
     max_steps: int = -1  # > 0 stops after that many optimizer steps (smoke runs, benchmarks)
     seed: int = 0
     deepspeed: str | None = None  # path of a DeepSpeed JSON config
+    init_adapter: str | None = None  # continue from this adapter's weights instead of a fresh LoRA
 
     def check(self) -> None:
         for name in ("lora_r", "lora_alpha", "max_length", "batch_size", "grad_accum", "save_steps"):
@@ -194,7 +195,11 @@ def train_adapter(data: Path | Sequence[Path], out_dir: Path, base_path: Path, c
     lora = LoraConfig(task_type="CAUSAL_LM", r=config.lora_r, lora_alpha=config.lora_alpha,
                       lora_dropout=config.lora_dropout, target_modules=list(config.target_modules))
     try:
-        model = get_peft_model(model, lora)
+        if config.init_adapter:  # its own rank and modules carry over; the LoRA settings above do not apply
+            from peft import PeftModel
+            model = PeftModel.from_pretrained(model, config.init_adapter, is_trainable=True)
+        else:
+            model = get_peft_model(model, lora)
     except ValueError as err:
         raise ConfigError(f"--target-modules {','.join(config.target_modules)}: {err}") from err
     if config.gradient_checkpointing:

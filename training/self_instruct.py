@@ -198,13 +198,14 @@ def _check(config: SelfInstructConfig, task: Task, corpus_rows: Sequence[Mapping
 def run_self_instruct(model: CompletionModel, task_name: str, seeds_path: str | Path, out_path: str | Path,
                       config: SelfInstructConfig | None = None,
                       corpus_rows: Sequence[Mapping[str, Any]] | None = None,
-                      progress: bool = True) -> SelfInstructReport:
+                      progress: bool = True, avoid: Sequence[str] = ()) -> SelfInstructReport:
     """Generate rows until `out_path` holds `config.n`; resumes from what the file already has.
 
     The model should sample (temperature 0.7-1.0) for variety: for an
     `EndpointModel` set `EndpointConfig.temperature`. Grounded mode is on when
     `config.grounded` or `corpus_rows` is given. Raises SelfInstructError after
-    `max_empty_rounds` rounds in a row add nothing.
+    `max_empty_rounds` rounds in a row add nothing. Questions in `avoid` (an earlier round's) count
+    as duplicates, so they are never generated again.
     """
     config = config or SelfInstructConfig()
     task = get_task(task_name)
@@ -217,7 +218,7 @@ def run_self_instruct(model: CompletionModel, task_name: str, seeds_path: str | 
     report = SelfInstructReport(task=name, out_path=str(out), total=len(generated))
 
     index = DedupIndex(jaccard=config.near_duplicate, ratio=config.similarity)
-    for row in [*seeds, *generated, *(corpus_rows or [])]:
+    for row in [*seeds, *generated, *(corpus_rows or []), *({"question": q} for q in avoid)]:
         if isinstance(row.get("question"), str):
             index.add(_dedup_text(row))
     ids = {str(r["id"]) for r in generated}
