@@ -21,6 +21,8 @@ class ModelPlanAgent:
     def __call__(self, view: EpisodeView) -> PlanDecision:
         step = think(self.model, self.role, view, self.settings)
         thought, cue, raw = step.text, step.cue, step.raw
+        if self.settings.scored and len(view.actions) == 1:  # nothing to choose between (a tool-less design)
+            return PlanDecision(thought, view.actions[0], raw=raw)
         if self.settings.scored:
             values = self.model.score(cue, [f" {name}" for name in view.actions])
             scores = dict(zip(view.actions, values))

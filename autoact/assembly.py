@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Literal, Sequence
 
 from agents.base import AgentSettings
-from agents.llm import EndpointConfig, EndpointModel, list_models
+from agents.llm import CompletionModel, EndpointConfig, EndpointModel, list_models
 from agents.plan import ModelPlanAgent
 from agents.reflect import ModelReflectAgent
 from agents.tool import ModelToolAgent
@@ -123,4 +123,29 @@ def build_group(task: Task, toolbox: Toolbox, roles: RoleModels, endpoint: Endpo
         tool=ModelToolAgent(model(roles.tool, "tool"), role("tool"), settings),
         reflect=reflect, toolbox=toolbox, task=task, limits=limits or Limits(), budget_role=role("plan"),
     )
+    return AgentGroup(context)
+
+
+AGENT_DESIGNS = ("autoact", "cot", "react")
+
+
+def build_design(design: str, task: Task, toolbox: Toolbox, model: CompletionModel,
+                 limits: Limits | None = None, settings: AgentSettings | None = None) -> AgentGroup:
+    """A single-model baseline design on the runtime (`prompts/{design}_{task}.txt`).
+
+    - `cot` (chain of thought): one Thought, then Finish; no tools, at most one step.
+    - `react` (Yao et al., 2023): one agent writes thoughts and actions with a worked example in
+      its prompt; the task's tools; no reflection (the first Finish is final).
+    """
+    if design not in AGENT_DESIGNS or design == "autoact":
+        raise ConfigError(f"build_design builds {', '.join(AGENT_DESIGNS[1:])}, not {design!r}")
+    settings = settings or AgentSettings()
+    limits = limits or Limits()
+    role = f"{design}_{task.name}"
+    if design == "cot":
+        toolbox = build_toolbox([], ToolResources())  # Finish is the only action
+        settings = replace(settings, thought_tokens=max(settings.thought_tokens, 128))
+        limits = replace(limits, max_steps=1)
+    context = GroupContext(plan=ModelPlanAgent(model, role, settings), tool=ModelToolAgent(model, role, settings),
+                           reflect=None, toolbox=toolbox, task=task, limits=limits, budget_role=role)
     return AgentGroup(context)

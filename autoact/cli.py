@@ -11,8 +11,8 @@ from typing import Any, Sequence
 from rich.console import Console
 
 from agents.base import AgentSettings
-from agents.llm import DEFAULT_BASE_URL, EndpointConfig
-from autoact.assembly import build_group, build_task_toolbox, resolve_role_models
+from agents.llm import DEFAULT_BASE_URL, EndpointConfig, EndpointModel
+from autoact.assembly import build_design, build_group, build_task_toolbox, resolve_role_models
 from autoact.errors import AutoactError, ConfigError
 from evaluation.report import summary_table
 from evaluation.runner import EvalOptions, evaluate, run_episode
@@ -38,6 +38,9 @@ def add_group_options(p: argparse.ArgumentParser) -> None:
                    help="the trained group in DIR (from `autoact train --roles`, served with `autoact serve --group "
                         "DIR`): each role uses its adapter (plan, tool, reflect, or all for every role)")
     p.add_argument("--no-reflect", action="store_true", help="no reflect agent: the first Finish is final")
+    p.add_argument("--agent", choices=("autoact", "cot", "react"), default="autoact",
+                   help="agent design: autoact (the plan/tool/reflect group), cot (one Thought, then the answer; "
+                        "no tools), react (one agent with worked examples in its prompt; no reflection)")
     p.add_argument("--tools", default=None, help="tool list JSON (DESIGN §2); default: the task's built-in set")
     p.add_argument("--wiki", choices=("offline", "live"), default="offline",
                    help="Retrieve from the data file's context paragraphs, or live Wikipedia")
@@ -63,9 +66,12 @@ def make_group(args: argparse.Namespace, task: Task, rows: Sequence[dict] | None
     endpoint = EndpointConfig(base_url=args.base_url, api_key=args.api_key, timeout=args.timeout)
     limits = Limits(max_steps=args.max_steps, max_reflections=args.max_reflections,
                     context_tokens=args.context_tokens)
+    settings = AgentSettings(scored=not args.free_actions)
+    if getattr(args, "agent", "autoact") != "autoact":
+        model = EndpointModel(EndpointConfig(**{**endpoint.__dict__, "model": roles.plan}), usage_label=args.agent)
+        return build_design(args.agent, task, toolbox, model, limits, settings)
     prompts = "roles" if getattr(args, "group", None) and args.prompts == "auto" else args.prompts
-    return build_group(task, toolbox, roles, endpoint, AgentSettings(scored=not args.free_actions),
-                       limits, prompts)
+    return build_group(task, toolbox, roles, endpoint, settings, limits, prompts)
 
 
 def cmd_run(args: argparse.Namespace) -> int:
@@ -107,7 +113,6 @@ def _find_row(rows: Sequence[dict], question: str | None, row_id: str | None) ->
 
 def make_baseline(args: argparse.Namespace, task: Task) -> Any:
     """The `--baseline` answerer (evaluation/baselines.py) in place of the group."""
-    from agents.llm import EndpointModel
     from evaluation.baselines import build_baseline
 
     train = read_rows(args.baseline_train, task) if args.baseline_train else None
@@ -167,7 +172,8 @@ def cmd_report(args: argparse.Namespace) -> int:
     return 0
 
 
-AGENT_GRAPHS = {"autoact": "graph.builder:build_group_graph"}  # agent designs selectable by name
+AGENT_GRAPHS = {"autoact": "graph.builder:build_group_graph",  # agent designs selectable by name
+                "cot": "graph.builder:build_single_agent_graph", "react": "graph.builder:build_single_agent_graph"}
 
 
 def cmd_graph(args: argparse.Namespace) -> int:

@@ -23,7 +23,7 @@ class AgentGroup:
     graph: CompiledStateGraph = field(init=False)
 
     def __post_init__(self) -> None:
-        self.graph = build_group_graph(self.checkpointer)
+        self.graph = build_group_graph(self.checkpointer, with_reflect=self.context.reflect is not None)
 
     def config(self, thread_id: str | None = None) -> dict[str, Any]:
         cfg: dict[str, Any] = {"recursion_limit": self.context.limits.recursion_limit()}

@@ -69,8 +69,10 @@ class PromptBuilder:
     tools: tuple[ToolSpec, ...]
 
     def instruction(self) -> str:
+        """The role's template with `$tools` (every action) or `$task_tools` (all but Reflect) filled in."""
+        task_tools = render_tools([t for t in self.tools if t.name != "Reflect"])
         try:
-            return load_template(self.role).substitute(tools=render_tools(self.tools))
+            return load_template(self.role).substitute(tools=render_tools(self.tools), task_tools=task_tools)
         except (KeyError, ValueError) as e:
             raise ConfigError(f"prompt template {self.role!r} needs a value for {e}") from None
 

@@ -1,0 +1,62 @@
+"""Single-model baseline designs on the runtime (autoact.assembly.build_design): cot and react."""
+
+from __future__ import annotations
+
+import pytest
+
+from autoact.assembly import build_design
+from autoact.errors import ConfigError
+from graph.context import Limits
+from tasks import get_task
+from tests.fakes import ScriptedModel
+from tests.helpers import ROWS, hotpot_toolbox
+
+HOTPOT = get_task("hotpotqa")
+SQA = get_task("scienceqa")
+
+
+def test_react_acts_with_worked_examples_and_no_reflection():
+    model = ScriptedModel(generations=["Find the country.", "Freedonia", "It says Fredville.", "Fredville"],
+                          prefer=["Retrieve", "Finish"])
+    group = build_design("react", HOTPOT, hotpot_toolbox(), model, Limits(max_steps=5))
+    state = group.invoke(ROWS[0]["question"])
+    assert [s["action"] for s in state["steps"]] == ["Retrieve", "Finish"]
+    assert state["answer"] == "Fredville" and state["steps"][-1]["observation"] == "Final answer: Fredville."
+    first = model.prompts[0]
+    assert "Action 1: Retrieve[Carmen]" in first  # the worked example
+    assert "(1) Retrieve:" in first and "Reflect:" not in first  # the task's tools, without Reflect
+    assert first.endswith(f"Question: {ROWS[0]['question']}\nThought 1:")
+    assert "reflect" not in group.graph.get_graph().nodes
+
+
+def test_cot_reasons_once_then_answers_without_tools():
+    model = ScriptedModel(generations=["Fredville is the capital named on its page.", "Fredville"])
+    group = build_design("cot", HOTPOT, hotpot_toolbox(), model, Limits(max_steps=10))
+    state = group.invoke(ROWS[0]["question"])
+    assert [s["action"] for s in state["steps"]] == ["Finish"] and state["answer"] == "Fredville"
+    assert len(model.prompts) == 2  # one thought, one argument: a single action (Finish) needs no choice
+    assert "Finish[Paris]" in model.prompts[0] and "Retrieve" not in model.prompts[0]
+    assert group.context.limits.max_steps == 1 and group.context.toolbox.names == []
+
+
+def test_cot_on_scienceqa_scores_the_options():
+    row = {"id": "s1", "question": "Which is a mammal?\nOptions: (A) shark (B) dolphin",
+           "choices": ["shark", "dolphin"], "answer": "B", "metadata": {"grade": 2}}
+    model = ScriptedModel(generations=["Dolphins breathe air and feed milk."], prefer=["dolphin"])
+    group = build_design("cot", SQA, hotpot_toolbox(), model)
+    state = group.invoke(SQA.question_text(row), SQA.inputs(row))
+    assert state["answer"] == "B. dolphin" and SQA.score(state["answer"], row)["correct"] == 1.0
+
+
+def test_unknown_designs_are_refused():
+    with pytest.raises(ConfigError):
+        build_design("autoact", HOTPOT, hotpot_toolbox(), ScriptedModel())
+    with pytest.raises(ConfigError):
+        build_design("tot", HOTPOT, hotpot_toolbox(), ScriptedModel())
+
+
+def test_graph_command_draws_react_without_reflect(capsys):
+    from autoact.cli import main
+    assert main(["graph", "--agent", "react"]) == 0
+    out = capsys.readouterr().out
+    assert "execute -.-> plan;" in out and "reflect" not in out
