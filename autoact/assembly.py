@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Literal, Sequence
+from typing import Any, Literal, Sequence
 
 from agents.base import AgentSettings
 from agents.llm import CompletionModel, EndpointConfig, EndpointModel, list_models
@@ -126,21 +126,27 @@ def build_group(task: Task, toolbox: Toolbox, roles: RoleModels, endpoint: Endpo
     return AgentGroup(context)
 
 
-AGENT_DESIGNS = ("autoact", "cot", "react")
+AGENT_DESIGNS = ("autoact", "cot", "react", "reflexion")
 
 
 def build_design(design: str, task: Task, toolbox: Toolbox, model: CompletionModel,
-                 limits: Limits | None = None, settings: AgentSettings | None = None) -> AgentGroup:
+                 limits: Limits | None = None, settings: AgentSettings | None = None, max_trials: int = 3) -> Any:
     """A single-model baseline design on the runtime (`prompts/{design}_{task}.txt`).
 
     - `cot` (chain of thought): one Thought, then Finish; no tools, at most one step.
     - `react` (Yao et al., 2023): one agent writes thoughts and actions with a worked example in
       its prompt; the task's tools; no reflection (the first Finish is final).
+    - `reflexion` (Shinn et al., 2023): ReAct trials; after a failed one (halted, or judged wrong by
+      the model itself) a one-line lesson is kept and shown in the next trial, up to `max_trials`.
     """
     if design not in AGENT_DESIGNS or design == "autoact":
         raise ConfigError(f"build_design builds {', '.join(AGENT_DESIGNS[1:])}, not {design!r}")
     settings = settings or AgentSettings()
     limits = limits or Limits()
+    if design == "reflexion":
+        from graph.reflexion import ReflexionAgent, ReflexionContext
+        actor = build_design("react", task, toolbox, model, limits, settings)
+        return ReflexionAgent(ReflexionContext(actor=actor, model=model, max_trials=max_trials))
     role = f"{design}_{task.name}"
     if design == "cot":
         toolbox = build_toolbox([], ToolResources())  # Finish is the only action

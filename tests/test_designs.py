@@ -60,3 +60,48 @@ def test_graph_command_draws_react_without_reflect(capsys):
     assert main(["graph", "--agent", "react"]) == 0
     out = capsys.readouterr().out
     assert "execute -.-> plan;" in out and "reflect" not in out
+
+
+def test_reflexion_keeps_a_lesson_between_trials_and_never_sees_the_gold():
+    model = ScriptedModel(
+        generations=["Look it up.", "Sylvania", "It borders.", "Sylvania",  # trial 1: Retrieve, Finish[Sylvania]
+                     "Check which page names the capital first.",             # the lesson
+                     "The capital is Fredville.", "Fredville"],               # trial 2: Finish[Fredville]
+        prefer=["Retrieve", "Finish", " wrong", "Finish", " right"])
+    agent = build_design("reflexion", HOTPOT, hotpot_toolbox(), model, Limits(max_steps=4), max_trials=3)
+    state = agent.invoke(ROWS[0]["question"], {"question": ROWS[0]["question"]})
+    assert state["answer"] == "Fredville" and state["trial"] == 2 and state["lessons"] == [
+        "Check which page names the capital first."]
+    assert [s["action"] for s in state["steps"]] == ["Retrieve", "Finish", "Reflect", "Finish", "Reflect"]
+    assert [s["argument"] for s in state["steps"] if s["action"] == "Reflect"] == ["wrong", "right"]
+    trial_two = [p for p in model.prompts if p.endswith("Thought 1:")][-1]
+    assert "Lessons from earlier attempts" in trial_two and "Check which page names the capital first." in trial_two
+    assert not any("Fredville" in p.split("Proposed answer:")[0] for p in model.prompts if "right or" in p)
+
+
+def test_reflexion_stops_after_max_trials():
+    model = ScriptedModel(generations=["a", "x", "lesson one", "b", "y"],
+                          prefer=["Finish", " wrong", "Finish", " wrong"])
+    agent = build_design("reflexion", HOTPOT, hotpot_toolbox(), model, Limits(max_steps=2), max_trials=2)
+    state = agent.invoke("Q?")
+    assert state["trial"] == 2 and state["answer"] == "y"  # the last trial's answer stands
+
+
+def test_reflexion_runs_through_the_evaluation_loop(tmp_path):
+    import json
+
+    from evaluation.runner import EvalOptions, evaluate
+    model = ScriptedModel(generations=["t", "Fredville"], prefer=["Finish", " right"])
+    agent = build_design("reflexion", HOTPOT, hotpot_toolbox(), model)
+    row = {**ROWS[0]}
+    summary = evaluate(agent, HOTPOT, [row], EvalOptions(tmp_path, progress=False))
+    result = json.loads((tmp_path / "results.jsonl").read_text())
+    assert summary["em"] == 100.0 and result["diagnostics"]["reflections"] == [{"verdict": "right", "correct": True}]
+
+
+def test_graph_command_draws_reflexion(capsys):
+    from autoact.cli import main
+    assert main(["graph", "--agent", "reflexion"]) == 0
+    out = capsys.readouterr().out
+    for edge in ("__start__ --> trial;", "trial --> judge;", "judge -.-> lesson;", "lesson --> trial;"):
+        assert edge in out

@@ -1,0 +1,144 @@
+"""Reflexion (Shinn et al., 2023) on the runtime: ReAct trials with lessons kept between them.
+
+A LangGraph graph of three nodes around an inner ReAct agent:
+
+    trial ─► judge ─► (done) ─► END
+              │
+              └─► lesson ─► trial …   (up to `max_trials`)
+
+- trial: the inner agent answers the question, with the lessons so far shown under it;
+- judge: a trial fails when it halted or proposed no answer; otherwise the model judges its
+  own answer, scoring `right` against `wrong` (never the gold answer);
+- lesson: after a failed trial the model writes one line on what to do differently, kept in
+  memory for the next trial.
+
+Every trial's steps are kept in order; each judgement is a `Reflect[right|wrong]` step, so
+results and diagnostics read as for the group. The answer is the last trial's.
+"""
+
+from __future__ import annotations
+
+import operator
+from dataclasses import dataclass
+from typing import Annotated, Any, Iterator, Literal, Mapping, TypedDict
+
+from langgraph.graph import END, START, StateGraph
+from langgraph.graph.state import CompiledStateGraph
+from langgraph.runtime import Runtime
+
+from agents.base import REFLECT
+from agents.llm import CompletionModel
+from agents.parsing import clean_thought
+from graph.group import AgentGroup
+from graph.state import Step, initial_state
+from prompts.builder import load_template, render_transcript
+
+
+class ReflexionState(TypedDict, total=False):
+    question: str
+    inputs: dict[str, Any]
+    steps: Annotated[list[Step], operator.add]
+    lessons: list[str]
+    trial: int
+    proposed_answer: str | None
+    answer: str | None
+    trial_failed: bool
+    halted: bool
+    halt_reason: str | None
+    phase: str
+
+
+@dataclass
+class ReflexionContext:
+    actor: AgentGroup  # the inner ReAct agent
+    model: CompletionModel  # judges answers and writes lessons
+    max_trials: int = 3
+    lesson_tokens: int = 48
+
+    @property
+    def toolbox(self) -> Any:
+        return self.actor.context.toolbox
+
+
+def with_lessons(question: str, lessons: list[str]) -> str:
+    if not lessons:
+        return question
+    notes = "\n".join(f"- {lesson}" for lesson in lessons)
+    return f"{question}\n(Lessons from earlier attempts at this question:\n{notes})"
+
+
+def trial_node(state: ReflexionState, runtime: Runtime[ReflexionContext]) -> dict[str, Any]:
+    ctx = runtime.context
+    final = ctx.actor.invoke(with_lessons(state["question"], state.get("lessons") or []), state.get("inputs"))
+    answer = final.get("answer") or final.get("proposed_answer") or ""
+    return {"steps": list(final.get("steps") or []), "proposed_answer": answer or None,
+            "trial": state.get("trial", 0) + 1, "trial_failed": bool(final.get("halted")) or not answer,
+            "halted": bool(final.get("halted")), "halt_reason": final.get("halt_reason")}
+
+
+def judge_node(state: ReflexionState, runtime: Runtime[ReflexionContext]) -> dict[str, Any]:
+    ctx = runtime.context
+    answer = state.get("proposed_answer")
+    if state.get("trial_failed") or not answer:
+        verdict, thought = "wrong", "The attempt ended without an answer."
+    else:
+        prompt = load_template("reflexion_judge").substitute(question=state["question"], answer=answer)
+        right, wrong = ctx.model.score(prompt, [" right", " wrong"])
+        verdict = "right" if right >= wrong else "wrong"
+        thought = f"Judged the answer {answer} {verdict}."
+    step = Step(node="reflect", thought=thought, action=REFLECT, argument=verdict,
+                observation=f"Trial {state.get('trial', 1)} judged {verdict}.")
+    done = verdict == "right" or state.get("trial", 1) >= ctx.max_trials
+    return {"steps": [step], "phase": "done" if done else "lesson",
+            "answer": (answer or "") if done else None, "trial_failed": verdict == "wrong"}
+
+
+def lesson_node(state: ReflexionState, runtime: Runtime[ReflexionContext]) -> dict[str, Any]:
+    ctx = runtime.context
+    prompt = load_template("reflexion_lesson").substitute(
+        question=state["question"], attempt=render_transcript((state.get("steps") or [])[-8:]),
+        answer=state.get("proposed_answer") or "(none)")
+    lesson = clean_thought(ctx.model.generate(prompt, stop=["\n"], max_tokens=ctx.lesson_tokens))
+    return {"lessons": [*(state.get("lessons") or []), lesson or "Try a different first action."],
+            "halted": False, "halt_reason": None}
+
+
+def after_judge(state: ReflexionState) -> Literal["lesson", "end"]:
+    return "end" if state.get("phase") == "done" else "lesson"
+
+
+def build_reflexion_graph(checkpointer: Any = None) -> CompiledStateGraph:
+    g = StateGraph(ReflexionState, context_schema=ReflexionContext)
+    g.add_node("trial", trial_node)
+    g.add_node("judge", judge_node)
+    g.add_node("lesson", lesson_node)
+    g.add_edge(START, "trial")
+    g.add_edge("trial", "judge")
+    g.add_conditional_edges("judge", after_judge, {"lesson": "lesson", "end": END})
+    g.add_edge("lesson", "trial")
+    return g.compile(checkpointer=checkpointer, name="reflexion")
+
+
+@dataclass
+class ReflexionAgent:
+    """Runs the Reflexion graph; answers like an AgentGroup (`invoke`, `stream`, `start`, `context`)."""
+
+    context: ReflexionContext
+
+    def __post_init__(self) -> None:
+        self.graph = build_reflexion_graph()
+
+    def start(self, question: str, inputs: Mapping[str, Any] | None = None) -> dict[str, Any]:
+        return {**initial_state(question, dict(inputs) if inputs else None), "lessons": [], "trial": 0}
+
+    def _config(self) -> dict[str, Any]:
+        return {"recursion_limit": 3 * self.context.max_trials + 4}  # trial, judge, lesson per trial
+
+    def invoke(self, question: str, inputs: Mapping[str, Any] | None = None) -> dict[str, Any]:
+        return self.graph.invoke(self.start(question, inputs), self._config(), context=self.context)
+
+    def stream(self, question: str, inputs: Mapping[str, Any] | None = None) -> Iterator[tuple[str, dict[str, Any]]]:
+        for chunk in self.graph.stream(self.start(question, inputs), self._config(), context=self.context,
+                                       stream_mode="updates"):
+            for node, update in chunk.items():
+                yield node, update or {}
