@@ -126,7 +126,7 @@ def build_group(task: Task, toolbox: Toolbox, roles: RoleModels, endpoint: Endpo
     return AgentGroup(context)
 
 
-AGENT_DESIGNS = ("autoact", "cot", "react", "reflexion")
+AGENT_DESIGNS = ("autoact", "cot", "react", "reflexion", "rewoo")
 
 
 def build_design(design: str, task: Task, toolbox: Toolbox, model: CompletionModel,
@@ -138,11 +138,16 @@ def build_design(design: str, task: Task, toolbox: Toolbox, model: CompletionMod
       its prompt; the task's tools; no reflection (the first Finish is final).
     - `reflexion` (Shinn et al., 2023): ReAct trials; after a failed one (halted, or judged wrong by
       the model itself) a one-line lesson is kept and shown in the next trial, up to `max_trials`.
+    - `rewoo` (Xu et al., 2023): the whole plan of tool calls first (`#E1 = Tool[...]`), then the calls
+      with earlier evidence substituted, then an answer from the evidence.
     """
     if design not in AGENT_DESIGNS or design == "autoact":
         raise ConfigError(f"build_design builds {', '.join(AGENT_DESIGNS[1:])}, not {design!r}")
     settings = settings or AgentSettings()
     limits = limits or Limits()
+    if design == "rewoo":
+        from graph.rewoo import ReWOOAgent, ReWOOContext
+        return ReWOOAgent(ReWOOContext(model=model, toolbox=toolbox, task=task))
     if design == "reflexion":
         from graph.reflexion import ReflexionAgent, ReflexionContext
         actor = build_design("react", task, toolbox, model, limits, settings)

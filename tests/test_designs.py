@@ -105,3 +105,32 @@ def test_graph_command_draws_reflexion(capsys):
     out = capsys.readouterr().out
     for edge in ("__start__ --> trial;", "trial --> judge;", "judge -.-> lesson;", "lesson --> trial;"):
         assert edge in out
+
+
+def test_rewoo_plans_first_then_substitutes_evidence_variables():
+    from graph.rewoo import parse_plan, substitute
+    plan = parse_plan("Plan: Find the country. #E1 = Retrieve[Freedonia]\nnoise\n"
+                      "Plan: Read its capital. #E2 = Lookup[#E1 capital]\n#E3 = Finish[#E2", 6)
+    assert [(c["variable"], c["action"], c["argument"]) for c in plan] == [
+        ("#E1", "Retrieve", "Freedonia"), ("#E2", "Lookup", "#E1 capital"), ("#E3", "Finish", "#E2")]
+    assert plan[0]["line"] == "Find the country."
+    assert substitute("#E1 and #E3", {"#E1": "A long   page text"}, limit=6) == "A long and #E3"
+
+    model = ScriptedModel(generations=[" Find the country. #E1 = Retrieve[Freedonia]\n"
+                                       "Plan: Find the capital in it. #E2 = Retrieve[#E2 and Fredville]",
+                                       " Fredville"])
+    agent = build_design("rewoo", HOTPOT, hotpot_toolbox(), model)
+    state = agent.invoke(ROWS[0]["question"])
+    assert [s["action"] for s in state["steps"]] == ["Retrieve", "Retrieve", "Finish"]
+    assert state["steps"][1]["argument"] == "#E2 and Fredville"  # no evidence #E2 yet: left as written
+    assert state["answer"] == "Fredville" and len(model.prompts) == 2  # one plan, one answer: no call per step
+    assert "#E1 = Retrieve[Carmen]" in model.prompts[0]
+    assert "#E1 = Retrieve[Freedonia]: Freedonia is a small country." in model.prompts[1]
+
+
+def test_rewoo_worker_fills_earlier_evidence_into_later_calls():
+    model = ScriptedModel(generations=[" #E1 = Retrieve[Fredville]\nPlan: #E2 = Search[#E1]", " Fred"])
+    agent = build_design("rewoo", HOTPOT, hotpot_toolbox(), model)
+    state = agent.invoke("Which river?")
+    first_sentence = state["steps"][0]["observation"]
+    assert first_sentence.startswith("Fredville is a city") and state["steps"][1]["argument"] == first_sentence[:200]

@@ -1,0 +1,157 @@
+"""ReWOO (Xu et al., 2023) on the runtime: plan every tool call up front, run them, then answer.
+
+    planner ─► worker ─► solver ─► END
+
+- planner: the model writes the whole plan at once, one line per call, each naming its
+  evidence variable: `#E1 = Retrieve[Carmen]`, `#E2 = Lookup[#E1 born]`; a later call may use
+  an earlier variable in its argument;
+- worker: runs the calls in order, replacing each `#Ek` in an argument by (the start of)
+  that evidence, without asking the model anything;
+- solver: the model answers from the question and the collected evidence (option scoring
+  for multiple-choice tasks, a short generated answer otherwise).
+
+Each call becomes a step (thought = the plan line, action, argument after substitution,
+observation), then a Finish step, so results read as for the group.
+"""
+
+from __future__ import annotations
+
+import operator
+import re
+from dataclasses import dataclass
+from typing import Annotated, Any, Iterator, Mapping, TypedDict
+
+from langgraph.graph import END, START, StateGraph
+from langgraph.graph.state import CompiledStateGraph
+from langgraph.runtime import Runtime
+
+from agents.base import FINISH
+from agents.llm import CompletionModel
+from agents.parsing import clean_argument
+from graph.state import Step, initial_state
+from prompts.builder import PromptBuilder
+from tasks.base import Task
+from tools.toolbox import Toolbox
+
+_CALL = re.compile(r"#E(\d+)\s*=\s*([A-Za-z][A-Za-z0-9]*)\s*\[([^\]\n]*)\]?")
+_VARIABLE = re.compile(r"#E(\d+)")
+
+
+class ReWOOState(TypedDict, total=False):
+    question: str
+    inputs: dict[str, Any]
+    steps: Annotated[list[Step], operator.add]
+    plan: list[dict[str, str]]  # {"variable", "action", "argument", "line"}
+    evidence: dict[str, str]
+    answer: str | None
+    proposed_answer: str | None
+    halted: bool
+    phase: str
+
+
+@dataclass
+class ReWOOContext:
+    model: CompletionModel
+    toolbox: Toolbox
+    task: Task
+    max_calls: int = 6
+    plan_tokens: int = 160
+    evidence_chars: int = 200  # how much of an evidence text replaces its variable in a later argument
+
+
+def parse_plan(text: str, max_calls: int) -> list[dict[str, str]]:
+    """The `#Ek = Tool[argument]` calls of a plan, in order (other lines are reasoning, kept as notes)."""
+    calls: list[dict[str, str]] = []
+    for line in text.splitlines():
+        match = _CALL.search(line)
+        if match and len(calls) < max_calls:
+            note = line[:match.start()].strip().removeprefix("Plan:").strip()
+            calls.append({"variable": f"#E{match.group(1)}", "action": match.group(2),
+                          "argument": match.group(3).strip(), "line": note or line.strip()})
+    return calls
+
+
+def substitute(argument: str, evidence: Mapping[str, str], limit: int) -> str:
+    """Replace each `#Ek` by the start of evidence k (a variable without evidence stays as written)."""
+    def value(match: re.Match[str]) -> str:
+        found = evidence.get(f"#E{match.group(1)}")
+        return " ".join(found.split())[:limit] if found is not None else match.group(0)
+    return _VARIABLE.sub(value, argument)
+
+
+def _builder(ctx: ReWOOContext) -> PromptBuilder:
+    from graph.context import prompt_tools
+    return PromptBuilder(f"rewoo_{ctx.task.name}", prompt_tools(ctx.toolbox.specs))
+
+
+def planner_node(state: ReWOOState, runtime: Runtime[ReWOOContext]) -> dict[str, Any]:
+    ctx = runtime.context
+    prompt = f"{_builder(ctx).instruction()}\n\nQuestion: {state['question']}\nPlan:"
+    text = "Plan:" + ctx.model.generate(prompt, stop=["\n\n", "\nQuestion:", "\nAnswer:"], max_tokens=ctx.plan_tokens)
+    return {"plan": parse_plan(text, ctx.max_calls)}
+
+
+def worker_node(state: ReWOOState, runtime: Runtime[ReWOOContext]) -> dict[str, Any]:
+    ctx = runtime.context
+    evidence: dict[str, str] = {}
+    steps: list[Step] = []
+    memory: dict[str, Any] = {}
+    for call in state.get("plan") or []:
+        argument = clean_argument(substitute(call["argument"], evidence, ctx.evidence_chars))
+        observation, memory = ctx.toolbox.run(call["action"], argument, state.get("inputs") or {}, memory)
+        evidence[call["variable"]] = observation
+        steps.append(Step(node="plan", thought=call["line"], action=call["action"], argument=argument,
+                          observation=observation))
+    return {"evidence": evidence, "steps": steps}
+
+
+def solver_node(state: ReWOOState, runtime: Runtime[ReWOOContext]) -> dict[str, Any]:
+    ctx = runtime.context
+    lines = [f"{call['variable']} = {step['action']}[{step['argument']}]: {step['observation']}"
+             for call, step in zip(state.get("plan") or [], state.get("steps") or [])]
+    evidence = "\n".join(lines) or "(no evidence was gathered)"
+    prompt = (f"Answer the question from the evidence below. Give only the answer.\n\n"
+              f"Question: {state['question']}\nEvidence:\n{evidence}\nAnswer:")
+    inputs = state.get("inputs") or {}
+    choices = ctx.task.answer_choices(inputs) if inputs.get("choices") else None
+    if choices:
+        scores = ctx.model.score(prompt, [f" {c}" for c in choices])
+        answer = choices[max(range(len(choices)), key=lambda k: (scores[k], -k))]
+    else:
+        answer = clean_argument(ctx.model.generate(prompt, stop=["\n"], max_tokens=24))
+    step = Step(node="plan", thought="Answer from the evidence.", action=FINISH, argument=answer,
+                observation=f"Final answer: {answer}.")
+    return {"steps": [step], "answer": answer, "proposed_answer": answer, "phase": "done"}
+
+
+def build_rewoo_graph(checkpointer: Any = None) -> CompiledStateGraph:
+    g = StateGraph(ReWOOState, context_schema=ReWOOContext)
+    g.add_node("planner", planner_node)
+    g.add_node("worker", worker_node)
+    g.add_node("solver", solver_node)
+    g.add_edge(START, "planner")
+    g.add_edge("planner", "worker")
+    g.add_edge("worker", "solver")
+    g.add_edge("solver", END)
+    return g.compile(checkpointer=checkpointer, name="rewoo")
+
+
+@dataclass
+class ReWOOAgent:
+    """Runs the ReWOO graph; answers like an AgentGroup (`invoke`, `stream`, `start`, `context`)."""
+
+    context: ReWOOContext
+
+    def __post_init__(self) -> None:
+        self.graph = build_rewoo_graph()
+
+    def start(self, question: str, inputs: Mapping[str, Any] | None = None) -> dict[str, Any]:
+        return dict(initial_state(question, dict(inputs) if inputs else None))
+
+    def invoke(self, question: str, inputs: Mapping[str, Any] | None = None) -> dict[str, Any]:
+        return self.graph.invoke(self.start(question, inputs), context=self.context)
+
+    def stream(self, question: str, inputs: Mapping[str, Any] | None = None) -> Iterator[tuple[str, dict[str, Any]]]:
+        for chunk in self.graph.stream(self.start(question, inputs), context=self.context, stream_mode="updates"):
+            for node, update in chunk.items():
+                yield node, update or {}
