@@ -38,11 +38,12 @@ def add_group_options(p: argparse.ArgumentParser) -> None:
                    help="the trained group in DIR (from `autoact train --roles`, served with `autoact serve --group "
                         "DIR`): each role uses its adapter (plan, tool, reflect, or all for every role)")
     p.add_argument("--no-reflect", action="store_true", help="no reflect agent: the first Finish is final")
-    p.add_argument("--agent", choices=("autoact", "cot", "react", "reflexion", "rewoo"), default="autoact",
+    p.add_argument("--agent", choices=("autoact", "cot", "react", "reflexion", "rewoo", "fireact"), default="autoact",
                    help="agent design: autoact (the plan/tool/reflect group), cot (one Thought, then the answer; "
                         "no tools), react (one agent with worked examples in its prompt; no reflection), "
                         "reflexion (ReAct trials with self-judged answers and lessons between trials), "
-                        "rewoo (the whole plan of tool calls first, then the calls, then the answer)")
+                        "rewoo (the whole plan of tool calls first, then the calls, then the answer), "
+                        "fireact (one model fine-tuned on all roles' data, served as 'all' or --model, in every role)")
     p.add_argument("--tools", default=None, help="tool list JSON (DESIGN §2); default: the task's built-in set")
     p.add_argument("--wiki", choices=("offline", "live"), default="offline",
                    help="Retrieve from the data file's context paragraphs, or live Wikipedia")
@@ -60,18 +61,24 @@ def add_group_options(p: argparse.ArgumentParser) -> None:
 
 
 def make_group(args: argparse.Namespace, task: Task, rows: Sequence[dict] | None) -> AgentGroup:
+    """The agent to run, from the command line: the group (`--agent autoact`) or another design."""
     if args.max_steps < 1 or args.max_reflections < 0 or args.context_tokens < 64:
         raise ConfigError("--max-steps must be >= 1, --max-reflections >= 0 and --context-tokens >= 64")
     toolbox = build_task_toolbox(task, rows, args.tools, args.wiki, args.database, args.triples, args.image_dir)
-    roles = resolve_role_models(args.base_url, args.api_key, args.model, args.plan_model,
-                                args.tool_model, args.reflect_model, args.no_reflect, getattr(args, "group", None))
     endpoint = EndpointConfig(base_url=args.base_url, api_key=args.api_key, timeout=args.timeout)
     limits = Limits(max_steps=args.max_steps, max_reflections=args.max_reflections,
                     context_tokens=args.context_tokens)
     settings = AgentSettings(scored=not args.free_actions)
-    if getattr(args, "agent", "autoact") != "autoact":
-        model = EndpointModel(EndpointConfig(**{**endpoint.__dict__, "model": roles.plan}), usage_label=args.agent)
-        return build_design(args.agent, task, toolbox, model, limits, settings)
+    agent = getattr(args, "agent", "autoact")
+    if agent == "fireact":  # one model fine-tuned on every role's data plays every role (`train --roles all`)
+        one = args.model or "all"
+        roles = resolve_role_models(args.base_url, args.api_key, one, one, one, one, args.no_reflect)
+        return build_group(task, toolbox, roles, endpoint, settings, limits, "roles")
+    roles = resolve_role_models(args.base_url, args.api_key, args.model, args.plan_model,
+                                args.tool_model, args.reflect_model, args.no_reflect, getattr(args, "group", None))
+    if agent != "autoact":
+        model = EndpointModel(EndpointConfig(**{**endpoint.__dict__, "model": roles.plan}), usage_label=agent)
+        return build_design(agent, task, toolbox, model, limits, settings)
     prompts = "roles" if getattr(args, "group", None) and args.prompts == "auto" else args.prompts
     return build_group(task, toolbox, roles, endpoint, settings, limits, prompts)
 
@@ -176,7 +183,8 @@ def cmd_report(args: argparse.Namespace) -> int:
 
 AGENT_GRAPHS = {"autoact": "graph.builder:build_group_graph",  # agent designs selectable by name
                 "cot": "graph.builder:build_single_agent_graph", "react": "graph.builder:build_single_agent_graph",
-                "reflexion": "graph.reflexion:build_reflexion_graph", "rewoo": "graph.rewoo:build_rewoo_graph"}
+                "reflexion": "graph.reflexion:build_reflexion_graph", "rewoo": "graph.rewoo:build_rewoo_graph",
+                "fireact": "graph.builder:build_group_graph"}
 
 
 def cmd_graph(args: argparse.Namespace) -> int:

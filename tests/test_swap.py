@@ -108,3 +108,12 @@ def test_unserved_role_models_are_refused(served, tmp_path):
 def test_default_model_is_the_served_base_model(tiny_stack):
     roles = resolve_role_models(tiny_stack.base_url, None)
     assert roles.plan == roles.tool == roles.reflect == tiny_stack.model_name
+
+
+def test_fireact_puts_the_all_roles_adapter_in_every_role(served):
+    from autoact.cli import build_parser, make_group
+    args = build_parser().parse_args(["eval", "--task", "hotpotqa", "--data", "x", "--out", "o", "--agent", "fireact",
+                                      "--base-url", "http://unused/v1"])
+    ctx = make_group(args, TASK, ROWS).context
+    assert (ctx.plan.model.name, ctx.tool.model.name, ctx.reflect.model.name) == ("all", "all", "all")
+    assert (ctx.plan.role, ctx.tool.role, ctx.reflect.role) == ("plan", "tool", "reflect")
