@@ -126,7 +126,7 @@ def build_group(task: Task, toolbox: Toolbox, roles: RoleModels, endpoint: Endpo
     return AgentGroup(context)
 
 
-AGENT_DESIGNS = ("autoact", "cot", "react", "reflexion", "rewoo")
+AGENT_DESIGNS = ("autoact", "cot", "react", "reflexion", "rewoo", "bolaa")
 
 
 def build_design(design: str, task: Task, toolbox: Toolbox, model: CompletionModel,
@@ -140,11 +140,17 @@ def build_design(design: str, task: Task, toolbox: Toolbox, model: CompletionMod
       the model itself) a one-line lesson is kept and shown in the next trial, up to `max_trials`.
     - `rewoo` (Xu et al., 2023): the whole plan of tool calls first (`#E1 = Tool[...]`), then the calls
       with earlier evidence substituted, then an answer from the evidence.
+    - `bolaa` (Liu et al., 2023): a controller routes each step to a labor agent per tool family,
+      which sees only its own tools.
     """
     if design not in AGENT_DESIGNS or design == "autoact":
         raise ConfigError(f"build_design builds {', '.join(AGENT_DESIGNS[1:])}, not {design!r}")
     settings = settings or AgentSettings()
     limits = limits or Limits()
+    if design == "bolaa":
+        from graph.bolaa import BolaaAgent, BolaaContext
+        return BolaaAgent(BolaaContext(model=model, toolbox=toolbox, task=task,
+                                       max_steps=(limits or Limits()).max_steps))
     if design == "rewoo":
         from graph.rewoo import ReWOOAgent, ReWOOContext
         return ReWOOAgent(ReWOOContext(model=model, toolbox=toolbox, task=task))

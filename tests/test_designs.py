@@ -134,3 +134,30 @@ def test_rewoo_worker_fills_earlier_evidence_into_later_calls():
     state = agent.invoke("Which river?")
     first_sentence = state["steps"][0]["observation"]
     assert first_sentence.startswith("Fredville is a city") and state["steps"][1]["argument"] == first_sentence[:200]
+
+
+def test_bolaa_routes_each_step_to_a_labor_agent_with_only_its_tools():
+    from tools import ToolResources, build_toolbox, builtin_spec
+    from tools.docstore import Docstore
+    store = Docstore.from_rows(ROWS)
+    toolbox = build_toolbox([builtin_spec("Retrieve"), builtin_spec("Lookup"), builtin_spec("Calculator")],
+                            ToolResources(pages=store, searcher=store))
+    model = ScriptedModel(generations=["Read the country page.", "Freedonia", "Add them.", "2+2", "Fredville"],
+                          prefer=[" search", "Retrieve", " math", " Finish"])
+    agent = build_design("bolaa", HOTPOT, toolbox, model, Limits(max_steps=5))
+    assert agent.context.labor == {"search": ("Retrieve", "Lookup"), "math": ("Calculator",)}
+    state = agent.invoke(ROWS[0]["question"])
+    assert [s["action"] for s in state["steps"]] == ["Retrieve", "Calculator", "Finish"]
+    assert state["steps"][0]["thought"].startswith("(search agent)") and state["steps"][1]["observation"] == "4"
+    assert state["answer"] == "Fredville"
+    search_prompt = next(p for p in model.prompts if "You are the search agent" in p)
+    assert "Retrieve:" in search_prompt and "Calculator" not in search_prompt.split("Question:")[0]
+    math_prompt = next(p for p in model.prompts if "You are the math agent" in p)
+    assert "Retrieve" not in math_prompt.split("Question:")[0]
+
+
+def test_bolaa_halts_at_the_step_limit():
+    model = ScriptedModel(prefer=[" search", "Retrieve", " search", "Retrieve"])
+    agent = build_design("bolaa", HOTPOT, hotpot_toolbox(), model, Limits(max_steps=2))
+    state = agent.invoke("Q?")
+    assert state["halted"] and len(state["steps"]) == 2 and state["answer"] == ""

@@ -1,0 +1,167 @@
+"""BOLAA (Liu et al., 2023) on the runtime: a controller routes each step to a specialised labor agent.
+
+    controller ─► labor ─► controller … ─► answer ─► END      (halt at the step limit)
+
+- controller: chooses who acts next among the labor agents the task's tools call for (one per
+  tool family: search, vision, math, data) and `Finish`; the choice is scored;
+- labor: the chosen agent sees only its own tools; it writes a thought, picks one of its tools
+  (scored), writes the argument, and the tool runs;
+- answer: the final answer (options scored for multiple-choice tasks, generated otherwise).
+
+Steps read as the group's: the labor agent's name prefixes its thought.
+"""
+
+from __future__ import annotations
+
+import operator
+from dataclasses import dataclass, field
+from typing import Annotated, Any, Iterator, Literal, Mapping, TypedDict
+
+from langgraph.graph import END, START, StateGraph
+from langgraph.graph.state import CompiledStateGraph
+from langgraph.runtime import Runtime
+
+from agents.base import FINISH, best
+from agents.llm import CompletionModel
+from agents.parsing import clean_argument, clean_thought
+from graph.state import Step, initial_state
+from prompts.builder import load_template, render_tools, render_transcript
+from tasks.base import Task
+from tools.toolbox import Toolbox
+
+FAMILIES: dict[str, tuple[str, ...]] = {
+    "search": ("Retrieve", "Lookup", "Search"),
+    "vision": ("Image2Text", "Text2Image"),
+    "math": ("Calculator", "Code"),
+    "data": ("Database", "KnowledgeGraph", "TableVerbalizer"),
+}
+
+
+class BolaaState(TypedDict, total=False):
+    question: str
+    inputs: dict[str, Any]
+    steps: Annotated[list[Step], operator.add]
+    next: str
+    tool_memory: dict[str, Any]
+    answer: str | None
+    proposed_answer: str | None
+    halted: bool
+    halt_reason: str | None
+    phase: str
+
+
+@dataclass
+class BolaaContext:
+    model: CompletionModel
+    toolbox: Toolbox
+    task: Task
+    max_steps: int = 10
+    thought_tokens: int = 64
+    argument_tokens: int = 32
+    labor: dict[str, tuple[str, ...]] = field(init=False)
+
+    def __post_init__(self) -> None:
+        names = set(self.toolbox.names)
+        self.labor = {family: tuple(t for t in tools if t in names) for family, tools in FAMILIES.items()
+                      if any(t in names for t in tools)}
+        unplaced = names - {t for tools in self.labor.values() for t in tools}
+        if unplaced:  # a tool of no known family gets an agent of its own
+            self.labor.update({name.lower(): (name,) for name in sorted(unplaced)})
+
+
+def _context(ctx: BolaaContext, state: BolaaState) -> str:
+    transcript = render_transcript(state.get("steps") or [])
+    return f"Question: {state['question']}\n" + (f"{transcript}\n" if transcript else "")
+
+
+def controller_node(state: BolaaState, runtime: Runtime[BolaaContext]) -> dict[str, Any]:
+    ctx = runtime.context
+    if len(state.get("steps") or []) >= ctx.max_steps:
+        return {"next": "halt"}
+    agents = "\n".join(f"- {family}: uses {', '.join(tools)}" for family, tools in ctx.labor.items())
+    prompt = load_template("bolaa_controller").substitute(agents=agents) + f"\n\n{_context(ctx, state)}Next:"
+    options = [*ctx.labor, FINISH]
+    scores = ctx.model.score(prompt, [f" {o}" for o in options])
+    return {"next": best(dict(zip(options, scores)))}
+
+
+def labor_node(state: BolaaState, runtime: Runtime[BolaaContext]) -> dict[str, Any]:
+    ctx = runtime.context
+    family = state["next"]
+    specs = [s for s in ctx.toolbox.specs if s.name in ctx.labor[family]]
+    head = (f"You are the {family} agent of a team. Use one of your tools to get what the team still needs.\n"
+            f"Your tools:\n{render_tools(specs)}\n\n{_context(ctx, state)}")
+    n = len(state.get("steps") or []) + 1
+    thought = clean_thought(ctx.model.generate(f"{head}Thought {n}:", stop=["\n"], max_tokens=ctx.thought_tokens))
+    cue = f"{head}Thought {n}: {thought}\nAction {n}:"
+    names = [s.name for s in specs]
+    action = names[0] if len(names) == 1 else best(dict(zip(names, ctx.model.score(cue, [f" {x}" for x in names]))))
+    argument = clean_argument(ctx.model.generate(f"{cue} {action}[", stop=["]", "\n"], max_tokens=ctx.argument_tokens))
+    observation, memory = ctx.toolbox.run(action, argument, state.get("inputs") or {}, state.get("tool_memory") or {})
+    step = Step(node="plan", thought=f"({family} agent) {thought}", action=action, argument=argument,
+                observation=observation)
+    return {"steps": [step], "tool_memory": memory}
+
+
+def answer_node(state: BolaaState, runtime: Runtime[BolaaContext]) -> dict[str, Any]:
+    ctx = runtime.context
+    n = len(state.get("steps") or []) + 1
+    cue = f"Answer the question from what the team found.\n\n{_context(ctx, state)}Action {n}: {FINISH}["
+    inputs = state.get("inputs") or {}
+    choices = ctx.task.answer_choices(inputs) if inputs.get("choices") else None
+    if choices:
+        answer = best(dict(zip(choices, ctx.model.score(cue, [f"{c}]" for c in choices]))))
+    else:
+        answer = clean_argument(ctx.model.generate(cue, stop=["]", "\n"], max_tokens=ctx.argument_tokens))
+    step = Step(node="plan", thought="(controller) The team has what it needs.", action=FINISH, argument=answer,
+                observation=f"Final answer: {answer}.")
+    return {"steps": [step], "answer": answer, "proposed_answer": answer, "phase": "done"}
+
+
+def halt_node(state: BolaaState) -> dict[str, Any]:
+    return {"halted": True, "halt_reason": "step limit", "phase": "done", "answer": ""}
+
+
+def route(state: BolaaState) -> Literal["labor", "answer", "halt"]:
+    if state.get("next") == "halt":
+        return "halt"
+    return "answer" if state.get("next") == FINISH else "labor"
+
+
+def build_bolaa_graph(checkpointer: Any = None) -> CompiledStateGraph:
+    g = StateGraph(BolaaState, context_schema=BolaaContext)
+    g.add_node("controller", controller_node)
+    g.add_node("labor", labor_node)
+    g.add_node("answer", answer_node)
+    g.add_node("halt", halt_node)
+    g.add_edge(START, "controller")
+    g.add_conditional_edges("controller", route, {"labor": "labor", "answer": "answer", "halt": "halt"})
+    g.add_edge("labor", "controller")
+    g.add_edge("answer", END)
+    g.add_edge("halt", END)
+    return g.compile(checkpointer=checkpointer, name="bolaa")
+
+
+@dataclass
+class BolaaAgent:
+    """Runs the BOLAA graph; answers like an AgentGroup (`invoke`, `stream`, `start`, `context`)."""
+
+    context: BolaaContext
+
+    def __post_init__(self) -> None:
+        self.graph = build_bolaa_graph()
+
+    def _config(self) -> dict[str, Any]:
+        return {"recursion_limit": 2 * self.context.max_steps + 6}
+
+    def start(self, question: str, inputs: Mapping[str, Any] | None = None) -> dict[str, Any]:
+        return dict(initial_state(question, dict(inputs) if inputs else None))
+
+    def invoke(self, question: str, inputs: Mapping[str, Any] | None = None) -> dict[str, Any]:
+        return self.graph.invoke(self.start(question, inputs), self._config(), context=self.context)
+
+    def stream(self, question: str, inputs: Mapping[str, Any] | None = None) -> Iterator[tuple[str, dict[str, Any]]]:
+        for chunk in self.graph.stream(self.start(question, inputs), self._config(), context=self.context,
+                                       stream_mode="updates"):
+            for node, update in chunk.items():
+                yield node, update or {}
