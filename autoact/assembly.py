@@ -126,7 +126,7 @@ def build_group(task: Task, toolbox: Toolbox, roles: RoleModels, endpoint: Endpo
     return AgentGroup(context)
 
 
-AGENT_DESIGNS = ("autoact", "cot", "react", "reflexion", "rewoo", "bolaa")
+AGENT_DESIGNS = ("autoact", "cot", "react", "reflexion", "rewoo", "bolaa", "chameleon")
 
 
 def build_design(design: str, task: Task, toolbox: Toolbox, model: CompletionModel,
@@ -142,11 +142,16 @@ def build_design(design: str, task: Task, toolbox: Toolbox, model: CompletionMod
       with earlier evidence substituted, then an answer from the evidence.
     - `bolaa` (Liu et al., 2023): a controller routes each step to a labor agent per tool family,
       which sees only its own tools.
+    - `chameleon` (Lu et al., 2023): a program of tool modules, composed first, run in order, then
+      an answer module.
     """
     if design not in AGENT_DESIGNS or design == "autoact":
         raise ConfigError(f"build_design builds {', '.join(AGENT_DESIGNS[1:])}, not {design!r}")
     settings = settings or AgentSettings()
     limits = limits or Limits()
+    if design == "chameleon":
+        from graph.chameleon import ChameleonAgent, ChameleonContext
+        return ChameleonAgent(ChameleonContext(model=model, toolbox=toolbox, task=task))
     if design == "bolaa":
         from graph.bolaa import BolaaAgent, BolaaContext
         return BolaaAgent(BolaaContext(model=model, toolbox=toolbox, task=task,

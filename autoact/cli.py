@@ -38,13 +38,15 @@ def add_group_options(p: argparse.ArgumentParser) -> None:
                    help="the trained group in DIR (from `autoact train --roles`, served with `autoact serve --group "
                         "DIR`): each role uses its adapter (plan, tool, reflect, or all for every role)")
     p.add_argument("--no-reflect", action="store_true", help="no reflect agent: the first Finish is final")
-    p.add_argument("--agent", choices=("autoact", "cot", "react", "reflexion", "rewoo", "fireact", "bolaa"), default="autoact",
+    p.add_argument("--agent", choices=("autoact", "cot", "react", "reflexion", "rewoo", "fireact", "bolaa",
+                                            "chameleon"), default="autoact",
                    help="agent design: autoact (the plan/tool/reflect group), cot (one Thought, then the answer; "
                         "no tools), react (one agent with worked examples in its prompt; no reflection), "
                         "reflexion (ReAct trials with self-judged answers and lessons between trials), "
                         "rewoo (the whole plan of tool calls first, then the calls, then the answer), "
                         "fireact (one model fine-tuned on all roles' data, served as 'all' or --model, in every role), "
-                        "bolaa (a controller routes each step to a labor agent per tool family)")
+                        "bolaa (a controller routes each step to a labor agent per tool family), "
+                        "chameleon (a program of tool modules composed first, then run in order)")
     p.add_argument("--tools", default=None, help="tool list JSON (DESIGN §2); default: the task's built-in set")
     p.add_argument("--wiki", choices=("offline", "live"), default="offline",
                    help="Retrieve from the data file's context paragraphs, or live Wikipedia")
@@ -185,7 +187,8 @@ def cmd_report(args: argparse.Namespace) -> int:
 AGENT_GRAPHS = {"autoact": "graph.builder:build_group_graph",  # agent designs selectable by name
                 "cot": "graph.builder:build_single_agent_graph", "react": "graph.builder:build_single_agent_graph",
                 "reflexion": "graph.reflexion:build_reflexion_graph", "rewoo": "graph.rewoo:build_rewoo_graph",
-                "fireact": "graph.builder:build_group_graph", "bolaa": "graph.bolaa:build_bolaa_graph"}
+                "fireact": "graph.builder:build_group_graph", "bolaa": "graph.bolaa:build_bolaa_graph",
+                "chameleon": "graph.chameleon:build_chameleon_graph"}
 
 
 def cmd_graph(args: argparse.Namespace) -> int:

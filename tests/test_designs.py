@@ -161,3 +161,27 @@ def test_bolaa_halts_at_the_step_limit():
     agent = build_design("bolaa", HOTPOT, hotpot_toolbox(), model, Limits(max_steps=2))
     state = agent.invoke("Q?")
     assert state["halted"] and len(state["steps"]) == 2 and state["answer"] == ""
+
+
+def test_chameleon_composes_a_program_then_runs_it_in_order():
+    from graph.chameleon import parse_program
+    modules = ["Retrieve", "Lookup", "Search"]
+    assert parse_program(" Retrieve, lookup, Calculator, Finish, Search", modules, 5) == ["Retrieve", "Lookup"]
+    assert parse_program("1. Retrieve[Freedonia] then Search -> Finish", modules, 5) == ["Retrieve", "Search"]
+    assert parse_program("Retrieve, Retrieve, Retrieve", modules, 2) == ["Retrieve", "Retrieve"]
+
+    model = ScriptedModel(generations=[" Retrieve, Lookup, Finish", "Freedonia", "capital", "Fredville"])
+    agent = build_design("chameleon", HOTPOT, hotpot_toolbox(), model)
+    state = agent.invoke(ROWS[0]["question"])
+    assert state["program"] == ["Retrieve", "Lookup"]
+    assert [s["action"] for s in state["steps"]] == ["Retrieve", "Lookup", "Finish"]
+    assert "capital is Fredville" in state["steps"][1]["observation"] and state["answer"] == "Fredville"
+    assert "Program: Retrieve, Retrieve, Lookup, Finish" in model.prompts[0]
+    assert "Observation 1: Freedonia is a small country." in model.prompts[2]  # the earlier module's output
+
+
+def test_every_design_can_be_drawn(capsys):
+    from autoact.cli import AGENT_GRAPHS, main
+    for name in AGENT_GRAPHS:
+        assert main(["graph", "--agent", name]) == 0
+        assert "__start__" in capsys.readouterr().out

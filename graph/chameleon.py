@@ -1,0 +1,137 @@
+"""Chameleon (Lu et al., 2023) on the runtime: a planner composes a program of modules, run in order.
+
+    planner ─► executor ─► answerer ─► END
+
+- planner: the model writes the program, the names of the tool modules to run in order
+  (`Retrieve, Lookup, Finish`), read leniently; names that are not tools are dropped;
+- executor: runs the modules one after another; for each, the model writes the module's input
+  from the question and the outputs so far, and the module's output is added to them;
+- answerer: the final answer module (options scored for multiple-choice tasks, generated
+  otherwise).
+"""
+
+from __future__ import annotations
+
+import operator
+import re
+from dataclasses import dataclass
+from typing import Annotated, Any, Iterator, Mapping, TypedDict
+
+from langgraph.graph import END, START, StateGraph
+from langgraph.graph.state import CompiledStateGraph
+from langgraph.runtime import Runtime
+
+from agents.base import FINISH, best
+from agents.llm import CompletionModel
+from agents.parsing import canonical_name, clean_argument
+from graph.context import prompt_tools
+from graph.state import Step, initial_state
+from prompts.builder import PromptBuilder, render_transcript
+from tasks.base import Task
+from tools.toolbox import Toolbox
+
+
+class ChameleonState(TypedDict, total=False):
+    question: str
+    inputs: dict[str, Any]
+    steps: Annotated[list[Step], operator.add]
+    program: list[str]
+    tool_memory: dict[str, Any]
+    answer: str | None
+    proposed_answer: str | None
+    phase: str
+
+
+@dataclass
+class ChameleonContext:
+    model: CompletionModel
+    toolbox: Toolbox
+    task: Task
+    max_modules: int = 5
+    program_tokens: int = 32
+    argument_tokens: int = 32
+
+
+def parse_program(text: str, modules: list[str], limit: int) -> list[str]:
+    """Module names of a written program, in order, up to `limit`; `Finish` ends it."""
+    program: list[str] = []
+    for piece in re.split(r"[,;\n]|->|→|\band\b|\bthen\b", text.split("\n\n", 1)[0]):
+        word = re.match(r"[\s\d.)*`-]*([A-Za-z][A-Za-z0-9_]*)", piece)  # "2. Retrieve[x]" → Retrieve
+        name = canonical_name(word.group(1), [*modules, FINISH]) if word else None
+        if name == FINISH:
+            break
+        if name and len(program) < limit:
+            program.append(name)
+    return program
+
+
+def planner_node(state: ChameleonState, runtime: Runtime[ChameleonContext]) -> dict[str, Any]:
+    ctx = runtime.context
+    builder = PromptBuilder(f"chameleon_{ctx.task.name}", prompt_tools(ctx.toolbox.specs))
+    prompt = f"{builder.instruction()}\n\nQuestion: {state['question']}\nProgram:"
+    text = ctx.model.generate(prompt, stop=["\nQuestion:", "\n\n"], max_tokens=ctx.program_tokens)
+    return {"program": parse_program(text, list(ctx.toolbox.names), ctx.max_modules)}
+
+
+def executor_node(state: ChameleonState, runtime: Runtime[ChameleonContext]) -> dict[str, Any]:
+    ctx = runtime.context
+    steps: list[Step] = []
+    memory = dict(state.get("tool_memory") or {})
+    for module in state.get("program") or []:
+        done = render_transcript(steps)
+        cue = (f"Run the module {module} for the question below; write only its input.\n\n"
+               f"Question: {state['question']}\n" + (f"{done}\n" if done else "") + f"Input to {module}: {module}[")
+        argument = clean_argument(ctx.model.generate(cue, stop=["]", "\n"], max_tokens=ctx.argument_tokens))
+        observation, memory = ctx.toolbox.run(module, argument, state.get("inputs") or {}, memory)
+        steps.append(Step(node="plan", thought=f"(program module {len(steps) + 1}: {module})", action=module,
+                          argument=argument, observation=observation))
+    return {"steps": steps, "tool_memory": memory}
+
+
+def answerer_node(state: ChameleonState, runtime: Runtime[ChameleonContext]) -> dict[str, Any]:
+    ctx = runtime.context
+    done = render_transcript(state.get("steps") or [])
+    cue = (f"Answer the question from the module outputs.\n\nQuestion: {state['question']}\n"
+           + (f"{done}\n" if done else "") + f"Answer: {FINISH}[")
+    inputs = state.get("inputs") or {}
+    choices = ctx.task.answer_choices(inputs) if inputs.get("choices") else None
+    if choices:
+        answer = best(dict(zip(choices, ctx.model.score(cue, [f"{c}]" for c in choices]))))
+    else:
+        answer = clean_argument(ctx.model.generate(cue, stop=["]", "\n"], max_tokens=ctx.argument_tokens))
+    step = Step(node="plan", thought="(program module: answer)", action=FINISH, argument=answer,
+                observation=f"Final answer: {answer}.")
+    return {"steps": [step], "answer": answer, "proposed_answer": answer, "phase": "done"}
+
+
+def build_chameleon_graph(checkpointer: Any = None) -> CompiledStateGraph:
+    g = StateGraph(ChameleonState, context_schema=ChameleonContext)
+    g.add_node("planner", planner_node)
+    g.add_node("executor", executor_node)
+    g.add_node("answerer", answerer_node)
+    g.add_edge(START, "planner")
+    g.add_edge("planner", "executor")
+    g.add_edge("executor", "answerer")
+    g.add_edge("answerer", END)
+    return g.compile(checkpointer=checkpointer, name="chameleon")
+
+
+@dataclass
+class ChameleonAgent:
+    """Runs the Chameleon graph; answers like an AgentGroup (`invoke`, `stream`, `start`, `context`)."""
+
+    context: ChameleonContext
+
+    def __post_init__(self) -> None:
+        self.graph = build_chameleon_graph()
+
+    def start(self, question: str, inputs: Mapping[str, Any] | None = None) -> dict[str, Any]:
+        return dict(initial_state(question, dict(inputs) if inputs else None))
+
+    def invoke(self, question: str, inputs: Mapping[str, Any] | None = None) -> dict[str, Any]:
+        return self.graph.invoke(self.start(question, inputs), context=self.context)
+
+    def stream(self, question: str, inputs: Mapping[str, Any] | None = None) -> Iterator[tuple[str, dict[str, Any]]]:
+        for chunk in self.graph.stream(self.start(question, inputs), context=self.context, stream_mode="updates"):
+            for node, update in chunk.items():
+                yield node, update or {}
