@@ -116,7 +116,7 @@ class FastChatStack:
         self.host = host
         self.port = port
         self._api_key = api_key
-        self._log_dir = Path(log_dir) if log_dir is not None else None
+        self._log_dir = Path(log_dir).resolve() if log_dir is not None else None  # children run inside it
         self.startup_timeout = startup_timeout
         self.adapters = dict(adapters or {})
         if self.adapters:

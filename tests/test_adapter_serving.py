@@ -157,3 +157,10 @@ def test_run_with_a_served_group_binds_each_role_to_its_adapter(adapter_stack, r
     done = subprocess.run([sys.executable, "-m", "autoact", "run", *argv], capture_output=True, text=True,
                           timeout=600)
     assert done.returncode == 0 and "Answer:" in done.stdout, done.stdout[-2000:] + done.stderr[-2000:]
+
+
+def test_a_relative_log_dir_is_made_absolute(tiny_model_dir, role_adapters, monkeypatch, tmp_path):
+    # the worker runs inside the log directory, so a relative adapter path would point nowhere
+    monkeypatch.chdir(tmp_path)
+    stack = FastChatStack(resolve_model(str(tiny_model_dir)), log_dir=Path("logs"), adapters=role_adapters)
+    assert stack.log_dir == tmp_path / "logs"
