@@ -13,6 +13,7 @@ from agents.reflect import ModelReflectAgent
 from agents.tool import ModelToolAgent
 from autoact.errors import ConfigError, EndpointError
 from graph.context import GroupContext, Limits
+from graph.design_agent import DesignAgent
 from graph.group import AgentGroup
 from tasks.base import Task
 from tools import (Docstore, ToolResources, WikipediaSource, build_toolbox, default_tool_specs,
@@ -150,19 +151,21 @@ def build_design(design: str, task: Task, toolbox: Toolbox, model: CompletionMod
     settings = settings or AgentSettings()
     limits = limits or Limits()
     if design == "chameleon":
-        from graph.chameleon import ChameleonAgent, ChameleonContext
-        return ChameleonAgent(ChameleonContext(model=model, toolbox=toolbox, task=task))
+        from graph.chameleon import ChameleonContext, build_chameleon_graph
+        return DesignAgent(ChameleonContext(model=model, toolbox=toolbox, task=task), build_chameleon_graph())
     if design == "bolaa":
-        from graph.bolaa import BolaaAgent, BolaaContext
-        return BolaaAgent(BolaaContext(model=model, toolbox=toolbox, task=task,
-                                       max_steps=(limits or Limits()).max_steps))
+        from graph.bolaa import BolaaContext, build_bolaa_graph
+        max_steps = (limits or Limits()).max_steps
+        return DesignAgent(BolaaContext(model=model, toolbox=toolbox, task=task, max_steps=max_steps),
+                           build_bolaa_graph(), recursion_limit=2 * max_steps + 6)
     if design == "rewoo":
-        from graph.rewoo import ReWOOAgent, ReWOOContext
-        return ReWOOAgent(ReWOOContext(model=model, toolbox=toolbox, task=task))
+        from graph.rewoo import ReWOOContext, build_rewoo_graph
+        return DesignAgent(ReWOOContext(model=model, toolbox=toolbox, task=task), build_rewoo_graph())
     if design == "reflexion":
-        from graph.reflexion import ReflexionAgent, ReflexionContext
+        from graph.reflexion import ReflexionContext, build_reflexion_graph
         actor = build_design("react", task, toolbox, model, limits, settings)
-        return ReflexionAgent(ReflexionContext(actor=actor, model=model, max_trials=max_trials))
+        return DesignAgent(ReflexionContext(actor=actor, model=model, max_trials=max_trials), build_reflexion_graph(),
+                           recursion_limit=3 * max_trials + 4, start_extra={"lessons": [], "trial": 0})
     role = f"{design}_{task.name}"
     if design == "cot":
         toolbox = build_toolbox([], ToolResources())  # Finish is the only action

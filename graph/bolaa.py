@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import operator
 from dataclasses import dataclass, field
-from typing import Annotated, Any, Iterator, Literal, Mapping, TypedDict
+from typing import Annotated, Any, Literal, TypedDict
 
 from langgraph.graph import END, START, StateGraph
 from langgraph.graph.state import CompiledStateGraph
@@ -24,7 +24,7 @@ from langgraph.runtime import Runtime
 from agents.base import FINISH, best
 from agents.llm import CompletionModel
 from agents.parsing import clean_argument, clean_thought
-from graph.state import Step, initial_state
+from graph.state import Step
 from prompts.builder import load_template, render_tools, render_transcript
 from tasks.base import Task
 from tools.toolbox import Toolbox
@@ -140,28 +140,3 @@ def build_bolaa_graph(checkpointer: Any = None) -> CompiledStateGraph:
     g.add_edge("answer", END)
     g.add_edge("halt", END)
     return g.compile(checkpointer=checkpointer, name="bolaa")
-
-
-@dataclass
-class BolaaAgent:
-    """Runs the BOLAA graph; answers like an AgentGroup (`invoke`, `stream`, `start`, `context`)."""
-
-    context: BolaaContext
-
-    def __post_init__(self) -> None:
-        self.graph = build_bolaa_graph()
-
-    def _config(self) -> dict[str, Any]:
-        return {"recursion_limit": 2 * self.context.max_steps + 6}
-
-    def start(self, question: str, inputs: Mapping[str, Any] | None = None) -> dict[str, Any]:
-        return dict(initial_state(question, dict(inputs) if inputs else None))
-
-    def invoke(self, question: str, inputs: Mapping[str, Any] | None = None) -> dict[str, Any]:
-        return self.graph.invoke(self.start(question, inputs), self._config(), context=self.context)
-
-    def stream(self, question: str, inputs: Mapping[str, Any] | None = None) -> Iterator[tuple[str, dict[str, Any]]]:
-        for chunk in self.graph.stream(self.start(question, inputs), self._config(), context=self.context,
-                                       stream_mode="updates"):
-            for node, update in chunk.items():
-                yield node, update or {}

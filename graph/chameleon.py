@@ -15,7 +15,7 @@ from __future__ import annotations
 import operator
 import re
 from dataclasses import dataclass
-from typing import Annotated, Any, Iterator, Mapping, TypedDict
+from typing import Annotated, Any, TypedDict
 
 from langgraph.graph import END, START, StateGraph
 from langgraph.graph.state import CompiledStateGraph
@@ -25,7 +25,7 @@ from agents.base import FINISH, best
 from agents.llm import CompletionModel
 from agents.parsing import canonical_name, clean_argument
 from graph.context import prompt_tools
-from graph.state import Step, initial_state
+from graph.state import Step
 from prompts.builder import PromptBuilder, render_transcript
 from tasks.base import Task
 from tools.toolbox import Toolbox
@@ -114,24 +114,3 @@ def build_chameleon_graph(checkpointer: Any = None) -> CompiledStateGraph:
     g.add_edge("executor", "answerer")
     g.add_edge("answerer", END)
     return g.compile(checkpointer=checkpointer, name="chameleon")
-
-
-@dataclass
-class ChameleonAgent:
-    """Runs the Chameleon graph; answers like an AgentGroup (`invoke`, `stream`, `start`, `context`)."""
-
-    context: ChameleonContext
-
-    def __post_init__(self) -> None:
-        self.graph = build_chameleon_graph()
-
-    def start(self, question: str, inputs: Mapping[str, Any] | None = None) -> dict[str, Any]:
-        return dict(initial_state(question, dict(inputs) if inputs else None))
-
-    def invoke(self, question: str, inputs: Mapping[str, Any] | None = None) -> dict[str, Any]:
-        return self.graph.invoke(self.start(question, inputs), context=self.context)
-
-    def stream(self, question: str, inputs: Mapping[str, Any] | None = None) -> Iterator[tuple[str, dict[str, Any]]]:
-        for chunk in self.graph.stream(self.start(question, inputs), context=self.context, stream_mode="updates"):
-            for node, update in chunk.items():
-                yield node, update or {}

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import operator
 from dataclasses import dataclass
-from typing import Annotated, Any, Iterator, Literal, Mapping, TypedDict
+from typing import Annotated, Any, Literal, TypedDict
 
 from langgraph.graph import END, START, StateGraph
 from langgraph.graph.state import CompiledStateGraph
@@ -30,7 +30,7 @@ from agents.base import REFLECT
 from agents.llm import CompletionModel
 from agents.parsing import clean_thought
 from graph.group import AgentGroup
-from graph.state import Step, initial_state
+from graph.state import Step
 from prompts.builder import load_template, render_transcript
 
 
@@ -117,28 +117,3 @@ def build_reflexion_graph(checkpointer: Any = None) -> CompiledStateGraph:
     g.add_conditional_edges("judge", after_judge, {"lesson": "lesson", "end": END})
     g.add_edge("lesson", "trial")
     return g.compile(checkpointer=checkpointer, name="reflexion")
-
-
-@dataclass
-class ReflexionAgent:
-    """Runs the Reflexion graph; answers like an AgentGroup (`invoke`, `stream`, `start`, `context`)."""
-
-    context: ReflexionContext
-
-    def __post_init__(self) -> None:
-        self.graph = build_reflexion_graph()
-
-    def start(self, question: str, inputs: Mapping[str, Any] | None = None) -> dict[str, Any]:
-        return {**initial_state(question, dict(inputs) if inputs else None), "lessons": [], "trial": 0}
-
-    def _config(self) -> dict[str, Any]:
-        return {"recursion_limit": 3 * self.context.max_trials + 4}  # trial, judge, lesson per trial
-
-    def invoke(self, question: str, inputs: Mapping[str, Any] | None = None) -> dict[str, Any]:
-        return self.graph.invoke(self.start(question, inputs), self._config(), context=self.context)
-
-    def stream(self, question: str, inputs: Mapping[str, Any] | None = None) -> Iterator[tuple[str, dict[str, Any]]]:
-        for chunk in self.graph.stream(self.start(question, inputs), self._config(), context=self.context,
-                                       stream_mode="updates"):
-            for node, update in chunk.items():
-                yield node, update or {}

@@ -19,7 +19,7 @@ from __future__ import annotations
 import operator
 import re
 from dataclasses import dataclass
-from typing import Annotated, Any, Iterator, Mapping, TypedDict
+from typing import Annotated, Any, Mapping, TypedDict
 
 from langgraph.graph import END, START, StateGraph
 from langgraph.graph.state import CompiledStateGraph
@@ -28,7 +28,7 @@ from langgraph.runtime import Runtime
 from agents.base import FINISH
 from agents.llm import CompletionModel
 from agents.parsing import clean_argument
-from graph.state import Step, initial_state
+from graph.state import Step
 from prompts.builder import PromptBuilder
 from tasks.base import Task
 from tools.toolbox import Toolbox
@@ -134,24 +134,3 @@ def build_rewoo_graph(checkpointer: Any = None) -> CompiledStateGraph:
     g.add_edge("worker", "solver")
     g.add_edge("solver", END)
     return g.compile(checkpointer=checkpointer, name="rewoo")
-
-
-@dataclass
-class ReWOOAgent:
-    """Runs the ReWOO graph; answers like an AgentGroup (`invoke`, `stream`, `start`, `context`)."""
-
-    context: ReWOOContext
-
-    def __post_init__(self) -> None:
-        self.graph = build_rewoo_graph()
-
-    def start(self, question: str, inputs: Mapping[str, Any] | None = None) -> dict[str, Any]:
-        return dict(initial_state(question, dict(inputs) if inputs else None))
-
-    def invoke(self, question: str, inputs: Mapping[str, Any] | None = None) -> dict[str, Any]:
-        return self.graph.invoke(self.start(question, inputs), context=self.context)
-
-    def stream(self, question: str, inputs: Mapping[str, Any] | None = None) -> Iterator[tuple[str, dict[str, Any]]]:
-        for chunk in self.graph.stream(self.start(question, inputs), context=self.context, stream_mode="updates"):
-            for node, update in chunk.items():
-                yield node, update or {}
