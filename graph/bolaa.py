@@ -24,6 +24,7 @@ from langgraph.runtime import Runtime
 from agents.base import FINISH, best
 from agents.llm import CompletionModel
 from agents.parsing import clean_argument, clean_thought
+from graph.design_agent import final_answer
 from graph.state import Step
 from prompts.builder import load_template, render_tools, render_transcript
 from tasks.base import Task
@@ -107,15 +108,8 @@ def answer_node(state: BolaaState, runtime: Runtime[BolaaContext]) -> dict[str, 
     ctx = runtime.context
     n = len(state.get("steps") or []) + 1
     cue = f"Answer the question from what the team found.\n\n{_context(ctx, state)}Action {n}: {FINISH}["
-    inputs = state.get("inputs") or {}
-    choices = ctx.task.answer_choices(inputs) if inputs.get("choices") else None
-    if choices:
-        answer = best(dict(zip(choices, ctx.model.score(cue, [f"{c}]" for c in choices]))))
-    else:
-        answer = clean_argument(ctx.model.generate(cue, stop=["]", "\n"], max_tokens=ctx.argument_tokens))
-    step = Step(node="plan", thought="(controller) The team has what it needs.", action=FINISH, argument=answer,
-                observation=f"Final answer: {answer}.")
-    return {"steps": [step], "answer": answer, "proposed_answer": answer, "phase": "done"}
+    return final_answer(ctx.model, ctx.task, state.get("inputs") or {}, cue,
+                        "(controller) The team has what it needs.", max_tokens=ctx.argument_tokens)
 
 
 def halt_node(state: BolaaState) -> dict[str, Any]:

@@ -21,10 +21,11 @@ from langgraph.graph import END, START, StateGraph
 from langgraph.graph.state import CompiledStateGraph
 from langgraph.runtime import Runtime
 
-from agents.base import FINISH, best
+from agents.base import FINISH
 from agents.llm import CompletionModel
 from agents.parsing import canonical_name, clean_argument
 from graph.context import prompt_tools
+from graph.design_agent import final_answer
 from graph.state import Step
 from prompts.builder import PromptBuilder, render_transcript
 from tasks.base import Task
@@ -93,15 +94,8 @@ def answerer_node(state: ChameleonState, runtime: Runtime[ChameleonContext]) -> 
     done = render_transcript(state.get("steps") or [])
     cue = (f"Answer the question from the module outputs.\n\nQuestion: {state['question']}\n"
            + (f"{done}\n" if done else "") + f"Answer: {FINISH}[")
-    inputs = state.get("inputs") or {}
-    choices = ctx.task.answer_choices(inputs) if inputs.get("choices") else None
-    if choices:
-        answer = best(dict(zip(choices, ctx.model.score(cue, [f"{c}]" for c in choices]))))
-    else:
-        answer = clean_argument(ctx.model.generate(cue, stop=["]", "\n"], max_tokens=ctx.argument_tokens))
-    step = Step(node="plan", thought="(program module: answer)", action=FINISH, argument=answer,
-                observation=f"Final answer: {answer}.")
-    return {"steps": [step], "answer": answer, "proposed_answer": answer, "phase": "done"}
+    return final_answer(ctx.model, ctx.task, state.get("inputs") or {}, cue, "(program module: answer)",
+                        max_tokens=ctx.argument_tokens)
 
 
 def build_chameleon_graph(checkpointer: Any = None) -> CompiledStateGraph:

@@ -37,3 +37,26 @@ class DesignAgent:
                                        stream_mode="updates"):
             for node, update in chunk.items():
                 yield node, update or {}
+
+
+def final_answer(model: Any, task: Any, inputs: Mapping[str, Any], cue: str, thought: str,
+                 bracketed: bool = True, max_tokens: int = 32) -> dict[str, Any]:
+    """The state update of a design's closing answer: a Finish step, the answer, phase done.
+
+    Multiple-choice tasks score their options after `cue`; others generate a short answer.
+    `bracketed`: the cue ends inside `Finish[` (options scored as `option]`, generation stops
+    at `]`); otherwise after `Answer:` (options scored as ` option`).
+    """
+    from agents.base import FINISH, best
+    from agents.parsing import clean_argument
+    from graph.state import Step
+
+    choices = task.answer_choices(inputs) if inputs.get("choices") else None
+    if choices:
+        candidates = [f"{c}]" if bracketed else f" {c}" for c in choices]
+        answer = best(dict(zip(choices, model.score(cue, candidates))))
+    else:
+        stop = ["]", "\n"] if bracketed else ["\n"]
+        answer = clean_argument(model.generate(cue, stop=stop, max_tokens=max_tokens))
+    step = Step(node="plan", thought=thought, action=FINISH, argument=answer, observation=f"Final answer: {answer}.")
+    return {"steps": [step], "answer": answer, "proposed_answer": answer, "phase": "done"}

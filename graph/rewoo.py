@@ -25,9 +25,9 @@ from langgraph.graph import END, START, StateGraph
 from langgraph.graph.state import CompiledStateGraph
 from langgraph.runtime import Runtime
 
-from agents.base import FINISH
 from agents.llm import CompletionModel
 from agents.parsing import clean_argument
+from graph.design_agent import final_answer
 from graph.state import Step
 from prompts.builder import PromptBuilder
 from tasks.base import Task
@@ -112,16 +112,8 @@ def solver_node(state: ReWOOState, runtime: Runtime[ReWOOContext]) -> dict[str, 
     evidence = "\n".join(lines) or "(no evidence was gathered)"
     prompt = (f"Answer the question from the evidence below. Give only the answer.\n\n"
               f"Question: {state['question']}\nEvidence:\n{evidence}\nAnswer:")
-    inputs = state.get("inputs") or {}
-    choices = ctx.task.answer_choices(inputs) if inputs.get("choices") else None
-    if choices:
-        scores = ctx.model.score(prompt, [f" {c}" for c in choices])
-        answer = choices[max(range(len(choices)), key=lambda k: (scores[k], -k))]
-    else:
-        answer = clean_argument(ctx.model.generate(prompt, stop=["\n"], max_tokens=24))
-    step = Step(node="plan", thought="Answer from the evidence.", action=FINISH, argument=answer,
-                observation=f"Final answer: {answer}.")
-    return {"steps": [step], "answer": answer, "proposed_answer": answer, "phase": "done"}
+    return final_answer(ctx.model, ctx.task, state.get("inputs") or {}, prompt, "Answer from the evidence.",
+                        bracketed=False, max_tokens=24)
 
 
 def build_rewoo_graph(checkpointer: Any = None) -> CompiledStateGraph:
