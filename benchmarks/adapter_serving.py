@@ -6,7 +6,7 @@ over the base model and every adapter at several concurrency levels, and prints
 aggregate completion tokens/s and request latency p50/p95, plus the worker's RSS
 next to a plain worker's.
 
-    .venv/bin/python benchmarks/serving.py [--group runs/NAME/adapters] [--requests 16]
+    .venv/bin/python benchmarks/adapter_serving.py [--group runs/NAME/adapters] [--requests 16]
         [--concurrency 1,4,8] [--max-tokens 32]
 """
 

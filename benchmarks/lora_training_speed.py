@@ -4,7 +4,7 @@ Trains a few optimizer steps per setting on role pairs (a differentiated dataset
 file, or synthetic pairs of a given prompt length) and prints tokens/s, seconds per
 step and the peak resident memory of the process, with the machine and settings.
 
-    .venv/bin/python benchmarks/training.py [--data DIR/plan.jsonl] [--steps 6]
+    .venv/bin/python benchmarks/lora_training_speed.py [--data DIR/plan.jsonl] [--steps 6]
         [--settings "bs=1;bs=4;bs=4,gc"] [--prompt-words 300]
 """
 
