@@ -96,7 +96,7 @@ def main() -> None:
         with FastChatStack(base, port=free_port()) as plain:
             one(plain.base_url, base.name, PROMPTS[0], args.max_tokens)
             plain_rss = psutil.Process(plain.pids["worker"]).memory_info().rss / 2**20
-    console = Console()
+    console = Console(width=150)  # tables are read in logs, not only terminals
     console.print(table)
     console.print(f"worker RSS: {group_rss:.0f} MiB serving {', '.join(names)} on shared weights; "
                   f"{plain_rss:.0f} MiB for a plain worker serving {base.name} alone")

@@ -113,7 +113,7 @@ def main() -> None:
             tokens = sum(chars for _, _, chars in calls) / 4  # ~4 characters per token
             table.add_row(str(level), f"{wall:.1f}", f"{60 * len(rows) / wall:.2f}", f"{tokens / wall:.1f}",
                           *(f"{pct(lat[r], 0.5):.2f}/{pct(lat[r], 0.95):.2f}" for r in ("plan", "tool", "reflect")))
-    console = Console()
+    console = Console(width=150)  # tables are read in logs, not only terminals
     console.print(table)
     console.print(f"machine: {platform.machine()}, {os.cpu_count()} CPUs, {platform.platform()}; model: {base.name} "
                   f"(fp32, CPU, FastChat's stock worker); roles: {roles}; max steps {args.max_steps}; "

@@ -73,7 +73,7 @@ def main() -> None:
             table.add_row(text, str(setting["batch_size"]), f"{report.tokens / report.steps:.0f}",
                           f"{report.train_seconds / report.steps:.2f}", f"{report.tokens_per_second:.0f}",
                           f"{rss:.0f}")
-    console = Console()
+    console = Console(width=150)  # tables are read in logs, not only terminals
     console.print(table)
     console.print(f"machine: {platform.machine()}, {os.cpu_count()} CPUs, {platform.platform()}; "
                   f"base: {base.name}; data: {args.data or f'synthetic, {args.prompt_words}-word prompts'}")
