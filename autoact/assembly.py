@@ -92,7 +92,8 @@ def resolve_role_models(base_url: str, api_key: str | None, model: str | None = 
 
 def default_model(served: Sequence[str], base_url: str) -> str:
     """The base model among the served names (role adapters are named after their roles)."""
-    bases = [m for m in served if m not in (*ROLE_NAMES, "all")]
+    from serving.adapters import ROLE_NAMES as ADAPTER_NAMES
+    bases = [m for m in served if m not in ADAPTER_NAMES]
     if not bases:
         raise EndpointError(f"no model is served at {base_url}")
     return bases[0]

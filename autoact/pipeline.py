@@ -33,10 +33,10 @@ from typing import Any, Callable, Iterator, Sequence
 
 from autoact.errors import AutoactError, ConfigError
 from autoact.versions import package_versions
+from training.differentiate import ROLES
 
 PIPELINE_STAGES = ("serve", "self-instruct", "select-tools", "synthesize", "differentiate", "train",
                    "serve-group", "eval-zero-shot", "eval-autoact", "eval-no-reflect", "report")
-ROLES = ("plan", "tool", "reflect")
 EVAL_LABELS = {"zero-shot": "Meta-Agent zero-shot", "autoact": "AutoAct", "no-reflect": "AutoAct w/o reflect"}
 
 

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from types import SimpleNamespace
 from typing import Any, Callable, Iterator, Mapping, Sequence
 
-from agents.base import FINISH
+from agents.base import FINISH, best
 from agents.llm import CompletionModel
 from autoact.errors import ConfigError
 from graph.state import GroupState, Step, initial_state
@@ -61,8 +61,7 @@ def direct_answerer(task: Task, model: CompletionModel) -> Callable[[str, Mappin
         prompt = f"{_DIRECT_INSTRUCTION}\n\nQuestion: {question}\nAnswer:"
         choices = task.answer_choices(inputs) if inputs.get("choices") else None
         if choices:
-            scores = model.score(prompt, [f" {c}" for c in choices])
-            return choices[max(range(len(choices)), key=lambda k: (scores[k], -k))]
+            return best(dict(zip(choices, model.score(prompt, [f" {c}" for c in choices]))))
         return model.generate(prompt, stop=["\n"], max_tokens=16).strip()
     return answer
 
