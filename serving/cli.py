@@ -17,7 +17,7 @@ from typing import Any
 
 from autoact.errors import AutoactError
 from serving.adapters import group_adapters, parse_adapter_specs
-from serving.launcher import FastChatStack
+from serving.launcher import ENGINES, FastChatStack
 from serving.model_store import resolve_model
 
 API_KEY_ENV = "AUTOACT_API_KEY"
@@ -46,12 +46,30 @@ def add_serve_parser(subparsers: Any) -> argparse.ArgumentParser:
     parser.add_argument("--group", type=Path, default=None, metavar="DIR",
                         help="serve the role adapters in DIR (plan, tool, reflect, all: what "
                              "`autoact train --roles` writes) under their role names")
+    add_engine_arguments(parser)
     parser.add_argument("--log-dir", type=Path, default=None,
                         help="where process logs go (default: a new temporary directory)")
     parser.add_argument("--startup-timeout", type=float, default=300.0,
                         help="seconds to wait for the stack to answer")
     parser.set_defaults(func=cmd_serve)
     return parser
+
+
+def add_engine_arguments(parser: argparse.ArgumentParser) -> None:
+    """The worker-engine options (``--engine``, ``--dtype``, ``--max-batch-size``)."""
+    parser.add_argument("--engine", choices=ENGINES, default="batched",
+                        help="batched: our continuous-batching worker (mixed adapters in one batch); "
+                             "stock: FastChat's model_worker / multi_model_worker, one request at a time")
+    parser.add_argument("--dtype", choices=["auto", "bfloat16", "float32"], default="auto",
+                        help="batched engine: weights and activations (auto: bf16 where the CPU has bf16 "
+                             "instructions, else fp32)")
+    parser.add_argument("--max-batch-size", type=int, default=16,
+                        help="batched engine: rows decoded together at most")
+
+
+def engine_options(args: argparse.Namespace) -> dict[str, Any]:
+    """FastChatStack keyword arguments from :func:`add_engine_arguments` options."""
+    return {"engine": args.engine, "dtype": args.dtype, "max_batch_size": args.max_batch_size}
 
 
 def _interrupt(signum: int, frame: FrameType | None) -> None:
@@ -67,7 +85,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
         adapters = {**(group_adapters(args.group) if args.group else {}),
                     **(parse_adapter_specs(args.adapters) if args.adapters else {})}
         stack = FastChatStack(model, host=args.host, port=args.port, api_key=args.api_key,
-                              log_dir=args.log_dir, startup_timeout=args.startup_timeout, adapters=adapters)
+                              log_dir=args.log_dir, startup_timeout=args.startup_timeout, adapters=adapters,
+                              **engine_options(args))
         print(f"Starting FastChat for {model.name} …", file=sys.stderr, flush=True)
         stack.start()
         print(f"Serving {', '.join(stack.model_names)} at {stack.base_url}", flush=True)

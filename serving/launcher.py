@@ -1,7 +1,13 @@
 """Start and stop a FastChat stack (controller, one model worker, OpenAI API server).
 
-With ``adapters`` the worker is FastChat's ``multi_model_worker`` serving every LoRA adapter
-and the base model on one copy of the base weights (``serving.adapters``).
+Two worker engines serve the same protocol behind the same controller and API server:
+
+* ``batched`` (default): our continuous-batching worker (``serving.batched_worker``), which
+  decodes concurrent requests for the base model and every LoRA adapter in shared batches,
+  in bf16 where the CPU supports it;
+* ``stock``: FastChat's own ``model_worker``, or with ``adapters`` its ``multi_model_worker``
+  serving every adapter and the base model on one copy of the base weights
+  (``serving.adapters``), one request at a time.
 
 Every process runs with this interpreter in its own process group, logs to a file in
 ``log_dir``, and is stopped with SIGTERM, then SIGKILL. The controller and the worker
@@ -35,6 +41,7 @@ from serving.model_store import ResolvedModel
 LOOPBACK = "127.0.0.1"
 _REPO_ROOT = Path(__file__).resolve().parents[1]  # makes ``-m serving.worker_main`` importable
 _POLL_S = 0.5
+ENGINES = ("batched", "stock")
 
 
 @dataclass
@@ -102,6 +109,9 @@ class FastChatStack:
         log_dir: Path | None = None,
         startup_timeout: float = 300,
         adapters: Mapping[str, Path] | None = None,
+        engine: str = "batched",
+        dtype: str = "auto",
+        max_batch_size: int = 16,
     ) -> None:
         if api_key is not None and (not api_key.strip() or "," in api_key):
             raise ConfigError("the API key must be non-empty and contain no comma")
@@ -118,6 +128,11 @@ class FastChatStack:
         self._api_key = api_key
         self._log_dir = Path(log_dir).resolve() if log_dir is not None else None  # children run inside it
         self.startup_timeout = startup_timeout
+        if engine not in ENGINES:
+            raise ConfigError(f"unknown engine {engine!r}: use one of {', '.join(ENGINES)}")
+        self.engine = engine
+        self.dtype = dtype
+        self.max_batch_size = max_batch_size
         self.adapters = dict(adapters or {})
         if self.adapters:
             check_adapters(self.adapters, model)
@@ -242,9 +257,15 @@ class FastChatStack:
         self._wait("controller to answer", deadline,
                    lambda c: c.post(f"{controller_url}/list_models").status_code == 200)
         worker_args = ["--host", LOOPBACK, "--port", str(worker_port), "--worker-address", self._worker_url,
-                       "--controller-address", controller_url, "--conv-template", self.model.conv_template,
-                       "--device", "cpu"]
-        if self.adapters:
+                       "--controller-address", controller_url, "--conv-template", self.model.conv_template]
+        if self.engine == "batched":
+            checked = check_adapters(self.adapters, self.model) if self.adapters else {}
+            self._spawn("worker", ["-m", "serving.batched_worker", *worker_args,
+                                   "--model-path", str(self.model.path), "--model-name", self.model.name,
+                                   "--dtype", self.dtype, "--max-batch-size", str(self.max_batch_size),
+                                   *(f"--adapter={name}={path}" for name, (path, _) in checked.items())])
+        elif self.adapters:
+            worker_args.append("--device=cpu")
             assert self._log_dir is not None
             served = prepare_adapters(self.adapters, self.model, self._log_dir / "adapters")
             for name, path in served:
@@ -255,6 +276,7 @@ class FastChatStack:
                                    *worker_args, "--limit-worker-concurrency", "1"],
                         env={"PEFT_SHARE_BASE_WEIGHTS": "true"})
         else:
+            worker_args.append("--device=cpu")
             self._spawn("worker", ["-m", "serving.worker_main", "fastchat.serve.model_worker", *worker_args,
                                    "--model-path", str(self.model.path), "--model-names", self.model.name])
         api_args = ["-m", "fastchat.serve.openai_api_server", "--host", self.host,

@@ -1,0 +1,616 @@
+"""A continuous-batching generation engine for one base model and its LoRA adapters.
+
+One background thread owns the model. Each loop turn it
+
+1. admits waiting requests (up to ``max_batch_size`` rows in flight): each prompt is
+   prefilled on its own, reusing the key/value cache of the longest matching earlier prompt
+   of the same adapter (:class:`PrefixCache`), and its first token is chosen;
+2. runs **one** decoding step for every row in flight as a single batch, each row with its
+   own adapter (peft's mixed-adapter forward, ``adapter_names=[...]``), the base model's
+   rows with none;
+3. hands every row's new output to its consumer and drops finished or cancelled rows.
+
+Rows have different lengths, so the batch's key/value cache is left-padded and masked;
+each row keeps its own position ids. The per-row output logic (stop tokens, stop strings,
+``echo``, ``logprobs``, the ``stream_interval`` cadence, usage counts, finish reasons)
+follows FastChat 0.2.36's ``generate_stream`` step for step, so a request gets what the
+stock worker would give it. Numbers may differ in the last bits (batched kernels round
+differently); greedy text is what the tests hold equal.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import queue
+import threading
+import time
+from collections import OrderedDict
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+
+log = logging.getLogger(__name__)
+
+BASE_ADAPTER = "__base__"  # peft's name for "no adapter" in a mixed batch
+#: FastChat's error codes (fastchat.constants.ErrorCode) for what this engine can refuse.
+ERROR_OVERLOADED = 42903
+ERROR_CONTEXT = 40303
+ERROR_INTERNAL = 50001
+ERROR_INVALID_MODEL = 40301
+
+
+class EngineOverloaded(RuntimeError):
+    """The engine's queue is full; the request was not accepted."""
+
+
+def cpu_supports_bf16() -> bool:
+    """True when this CPU has native bf16 matrix instructions (AVX512-BF16 or AMX-BF16)."""
+    try:
+        flags = Path("/proc/cpuinfo").read_text(encoding="utf-8", errors="replace")
+    except OSError:
+        return False
+    return " avx512_bf16" in flags or " amx_bf16" in flags
+
+
+def resolve_dtype(name: str) -> torch.dtype:
+    """``auto`` (bf16 on CPUs with bf16 instructions, else fp32), ``bfloat16`` or ``float32``."""
+    if name == "auto":
+        return torch.bfloat16 if cpu_supports_bf16() else torch.float32
+    table = {"bfloat16": torch.bfloat16, "bf16": torch.bfloat16, "float32": torch.float32, "fp32": torch.float32}
+    if name not in table:
+        raise ValueError(f"unknown dtype {name!r}: use auto, bfloat16 or float32")
+    return table[name]
+
+
+@dataclass
+class Request:
+    """One generation request in FastChat's worker format, and its progress."""
+
+    params: dict[str, Any]
+    adapter: str  # BASE_ADAPTER or an adapter name
+    emit: Callable[[dict[str, Any]], None]  # receives each output dict; the last has finish_reason
+    cancelled: threading.Event = field(default_factory=threading.Event)
+    # filled in by the engine
+    input_ids: list[int] = field(default_factory=list)
+    output_ids: list[int] = field(default_factory=list)
+    token_logprobs: list[float | None] = field(default_factory=list)
+    step: int = 0
+    output: str = ""
+    ret_logprobs: dict[str, Any] | None = None
+    done: bool = False
+    submitted: float = field(default_factory=time.monotonic)
+
+    def cancel(self) -> None:
+        """Ask the engine to drop this request (its consumer went away)."""
+        self.cancelled.set()
+
+
+@dataclass
+class _Settings:
+    temperature: float
+    top_p: float
+    top_k: int
+    repetition_penalty: float
+    max_new_tokens: int
+    logprobs: Any
+    echo: bool
+    stop: Any
+    stop_token_ids: list[int]
+
+    @property
+    def greedy(self) -> bool:
+        return self.temperature < 1e-5 or self.top_p < 1e-8
+
+
+def _settings(params: Mapping[str, Any], eos_token_id: int | None) -> _Settings:
+    """Read a request's parameters with FastChat's defaults."""
+    stop_ids = list(params.get("stop_token_ids") or [])
+    if eos_token_id is not None and eos_token_id not in stop_ids:
+        stop_ids.append(eos_token_id)
+    return _Settings(
+        temperature=float(params.get("temperature", 1.0)),
+        top_p=float(params.get("top_p", 1.0)),
+        top_k=int(params.get("top_k", -1)),
+        repetition_penalty=float(params.get("repetition_penalty", 1.0)),
+        max_new_tokens=max(1, int(params.get("max_new_tokens", 256))),
+        logprobs=params.get("logprobs", None),
+        echo=bool(params.get("echo", True)),
+        stop=params.get("stop", None),
+        stop_token_ids=stop_ids,
+    )
+
+
+@dataclass
+class _PrefixEntry:
+    ids: tuple[int, ...]
+    layers: list[tuple[torch.Tensor, torch.Tensor]]  # [1, heads, len, dim] per layer
+    logprobs: list[float | None] | None  # prompt logprobs (first is None), when computed
+
+
+class PrefixCache:
+    """Key/value caches of recent prompts, per adapter, reused for prompts sharing a prefix.
+
+    Bounded by ``max_tokens`` cached tokens in all; the least recently used entries go first.
+    Entries are never modified in place (the model appends by concatenation).
+    """
+
+    def __init__(self, max_tokens: int = 16384, min_reuse: int = 16) -> None:
+        self.max_tokens = max_tokens
+        self.min_reuse = min_reuse
+        self._entries: OrderedDict[tuple[str, tuple[int, ...]], _PrefixEntry] = OrderedDict()
+        self._tokens = 0
+        self.hits = 0
+        self.reused_tokens = 0
+
+    def lookup(self, adapter: str, ids: list[int], need_logprobs: bool) -> tuple[_PrefixEntry | None, int]:
+        """The entry sharing the longest prefix with ``ids`` and how many tokens may be reused.
+
+        At most ``len(ids) - 1`` tokens are reused, and one less than the common prefix, so
+        the logits of the last reused position (which predict the first new token) are
+        computed afresh.
+        """
+        best, best_len = None, 0
+        for (name, key), entry in self._entries.items():
+            if name != adapter or (need_logprobs and entry.logprobs is None):
+                continue
+            common = _common_prefix(key, ids)
+            if common > best_len:
+                best, best_len = entry, common
+        reuse = min(best_len, len(ids)) - 1
+        if best is None or reuse < self.min_reuse:
+            return None, 0
+        self._entries.move_to_end((adapter, best.ids))
+        self.hits += 1
+        self.reused_tokens += reuse
+        return best, reuse
+
+    def store(self, adapter: str, entry: _PrefixEntry) -> None:
+        if self.max_tokens <= 0 or len(entry.ids) > self.max_tokens:
+            return
+        key = (adapter, entry.ids)
+        old = self._entries.pop(key, None)
+        if old is not None:
+            self._tokens -= len(old.ids)
+        self._entries[key] = entry
+        self._tokens += len(entry.ids)
+        while self._tokens > self.max_tokens:
+            _, dropped = self._entries.popitem(last=False)
+            self._tokens -= len(dropped.ids)
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+
+def _common_prefix(a: tuple[int, ...], b: list[int]) -> int:
+    n = min(len(a), len(b))
+    i = 0
+    while i < n and a[i] == b[i]:
+        i += 1
+    return i
+
+
+class _Batch:
+    """The rows in flight and their left-padded key/value cache."""
+
+    def __init__(self) -> None:
+        self.rows: list[Request] = []
+        self.layers: list[tuple[torch.Tensor, torch.Tensor]] = []  # [B, heads, L, dim]
+        self.mask = torch.zeros(0, 0, dtype=torch.long)  # [B, L]: 1 real, 0 padding
+        self.positions = torch.zeros(0, dtype=torch.long)  # next position id per row
+
+    def __len__(self) -> int:
+        return len(self.rows)
+
+    def add(self, request: Request, layers: list[tuple[torch.Tensor, torch.Tensor]], length: int) -> None:
+        """Append one prefilled row (cache ``[1, heads, length, dim]``), left-padding as needed."""
+        if not self.rows:
+            self.rows = [request]
+            self.layers = layers
+            self.mask = torch.ones(1, length, dtype=torch.long)
+            self.positions = torch.tensor([length], dtype=torch.long)
+            return
+        cur = self.mask.shape[1]
+        width = max(cur, length)
+        self.layers = [
+            (torch.cat([_left_pad(k, width), _left_pad(nk, width)]), torch.cat([_left_pad(v, width), _left_pad(nv, width)]))
+            for (k, v), (nk, nv) in zip(self.layers, layers)
+        ]
+        old_mask = torch.nn.functional.pad(self.mask, (width - cur, 0))
+        new_mask = torch.nn.functional.pad(torch.ones(1, length, dtype=torch.long), (width - length, 0))
+        self.mask = torch.cat([old_mask, new_mask])
+        self.positions = torch.cat([self.positions, torch.tensor([length], dtype=torch.long)])
+        self.rows.append(request)
+
+    def keep(self, keep: list[int]) -> None:
+        """Keep only the rows at these indices, and drop columns that are padding in every row."""
+        if len(keep) == len(self.rows):
+            return
+        if not keep:
+            self.__init__()  # type: ignore[misc]
+            return
+        index = torch.tensor(keep, dtype=torch.long)
+        mask = self.mask.index_select(0, index)
+        first = int(mask.any(0).long().argmax())  # first column some row uses
+        self.mask = mask[:, first:]
+        self.layers = [(k.index_select(0, index)[:, :, first:], v.index_select(0, index)[:, :, first:])
+                       for k, v in self.layers]
+        self.positions = self.positions.index_select(0, index)
+        self.rows = [self.rows[i] for i in keep]
+
+
+def _left_pad(t: torch.Tensor, width: int) -> torch.Tensor:
+    missing = width - t.shape[2]
+    if missing <= 0:
+        return t
+    return torch.nn.functional.pad(t, (0, 0, missing, 0))
+
+
+class BatchedEngine:
+    """Serve generation requests for a base model and named LoRA adapters with continuous batching.
+
+    ``submit`` queues a request and returns at once; outputs reach the request's ``emit``
+    callback from the engine thread. ``generate`` is a blocking iterator over one request's
+    outputs. Start the thread with :meth:`start` (or use the engine as a context manager).
+    """
+
+    def __init__(
+        self,
+        model_path: str | Path,
+        adapters: Mapping[str, str | Path] | None = None,
+        base_name: str | None = None,
+        dtype: str = "auto",
+        max_batch_size: int = 16,
+        max_queue: int = 256,
+        context_len: int | None = None,
+        stream_interval: int = 2,
+        prefix_cache_tokens: int = 16384,
+        threads: int | None = None,
+        prefill_budget: int = 2048,
+    ) -> None:
+        from transformers import AutoModelForCausalLM, AutoTokenizer
+
+        self.model_path = Path(model_path)
+        self.base_name = base_name or self.model_path.name
+        self.dtype = resolve_dtype(dtype)
+        self.max_batch_size = max(1, int(max_batch_size))
+        self.max_queue = max(1, int(max_queue))
+        self.stream_interval = max(1, int(stream_interval))
+        self.prefill_budget = max(1, int(prefill_budget))  # padded prompt tokens prefilled in one forward
+        self.threads = threads or _available_cores()
+        torch.set_num_threads(self.threads)
+        self.tokenizer = AutoTokenizer.from_pretrained(self.model_path)
+        model = AutoModelForCausalLM.from_pretrained(self.model_path, dtype=self.dtype)
+        self.adapters = {name: Path(path) for name, path in (adapters or {}).items()}
+        if self.base_name in self.adapters:
+            raise ValueError(f"an adapter may not be named {self.base_name!r}: that is the base model's name")
+        if self.adapters:
+            from peft import PeftModel
+
+            names = list(self.adapters)
+            model = PeftModel.from_pretrained(model, str(self.adapters[names[0]]), adapter_name=names[0])
+            for name in names[1:]:
+                model.load_adapter(str(self.adapters[name]), adapter_name=name)
+        self.model = model.eval()
+        config = model.config
+        if context_len is None:
+            from fastchat.utils import get_context_length
+
+            context_len = get_context_length(config)
+        self.context_len = int(context_len)
+        self.prefix_cache = PrefixCache(prefix_cache_tokens)
+        self._waiting: queue.Queue[Request] = queue.Queue()
+        self._batch = _Batch()
+        self._thread: threading.Thread | None = None
+        self._stop = threading.Event()
+        self._wake = threading.Event()
+        self.stats = {"steps": 0, "batched_rows": 0, "prefills": 0, "prefill_tokens": 0, "generated_tokens": 0}
+
+    # -- public ------------------------------------------------------------------------
+    @property
+    def model_names(self) -> list[str]:
+        """The base model's name, then the adapters'."""
+        return [self.base_name, *self.adapters]
+
+    @property
+    def queue_length(self) -> int:
+        """Requests waiting plus rows in flight."""
+        return self._waiting.qsize() + len(self._batch)
+
+    def start(self) -> BatchedEngine:
+        if self._thread is None:
+            self._thread = threading.Thread(target=self._loop, name="batched-engine", daemon=True)
+            self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._wake.set()
+        if self._thread is not None:
+            self._thread.join(timeout=30)
+            self._thread = None
+
+    def __enter__(self) -> BatchedEngine:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    def adapter_for(self, model_name: str | None) -> str:
+        """The peft adapter name serving ``model_name`` (the base model: :data:`BASE_ADAPTER`)."""
+        if model_name in (None, "", self.base_name):
+            return BASE_ADAPTER
+        if model_name in self.adapters:
+            return model_name
+        raise KeyError(f"model {model_name!r} is not served here (serving {', '.join(self.model_names)})")
+
+    def submit(self, params: Mapping[str, Any], emit: Callable[[dict[str, Any]], None]) -> Request:
+        """Queue a request (FastChat worker params; ``model`` picks the adapter).
+
+        Raises :class:`EngineOverloaded` when ``max_queue`` requests are already queued or
+        running, and ``KeyError`` for a model name not served here.
+        """
+        adapter = self.adapter_for(params.get("model"))
+        if self.queue_length >= self.max_queue:
+            raise EngineOverloaded(
+                f"the worker is overloaded: {self.queue_length} requests queued or running "
+                f"(limit {self.max_queue}); retry later"
+            )
+        request = Request(params=dict(params), adapter=adapter, emit=emit)
+        self._waiting.put(request)
+        self._wake.set()
+        return request
+
+    def generate(self, params: Mapping[str, Any], timeout: float | None = None) -> Iterator[dict[str, Any]]:
+        """Submit and yield the request's outputs until the last (which has a finish reason)."""
+        outputs: queue.Queue[dict[str, Any]] = queue.Queue()
+        request = self.submit(params, outputs.put)
+        try:
+            while True:
+                out = outputs.get(timeout=timeout)
+                yield out
+                if out.get("finish_reason") is not None or out.get("error_code", 0):
+                    return
+        finally:
+            request.cancel()
+
+    def generate_one(self, params: Mapping[str, Any], timeout: float | None = None) -> dict[str, Any]:
+        """The final output of a request (what FastChat's ``/worker_generate`` returns)."""
+        out: dict[str, Any] = {}
+        for out in self.generate(params, timeout=timeout):
+            pass
+        return out
+
+    # -- engine thread -----------------------------------------------------------------
+    def _loop(self) -> None:
+        torch.set_num_threads(self.threads)
+        with torch.inference_mode():
+            while not self._stop.is_set():
+                self._drop_finished()
+                admitted = self._admit()
+                if len(self._batch) == 0:
+                    if not admitted:
+                        self._wake.wait(timeout=0.5)
+                        self._wake.clear()
+                    continue
+                try:
+                    self._decode_step()
+                except Exception as err:  # noqa: BLE001 - fail the rows, keep serving
+                    log.exception("decoding step failed")
+                    for row in self._batch.rows:
+                        self._fail(row, ERROR_INTERNAL, f"decoding failed: {err}")
+                    self._batch = _Batch()
+
+    def _admit(self) -> bool:
+        """Prefill waiting requests while there is room in the batch; True if any was admitted."""
+        ready: list[tuple[Request, _Settings, _PrefixEntry | None, int]] = []
+        while len(self._batch) + len(ready) < self.max_batch_size:
+            try:
+                request = self._waiting.get_nowait()
+            except queue.Empty:
+                break
+            if request.cancelled.is_set():
+                continue
+            prepared = self._prepare(request)
+            if prepared is not None:
+                ready.append(prepared)
+        # prompts without a reusable prefix are prefilled together, up to a padded-token budget
+        fresh = sorted((r for r in ready if r[2] is None), key=lambda r: len(r[0].input_ids))
+        groups: list[list] = [[r] for r in ready if r[2] is not None]
+        group: list = []
+        for item in fresh:
+            longest = len(item[0].input_ids)
+            if group and longest * (len(group) + 1) > self.prefill_budget:
+                groups.append(group)
+                group = []
+            group.append(item)
+        if group:
+            groups.append(group)
+        for group in groups:
+            try:
+                self._prefill(group)
+            except Exception as err:  # noqa: BLE001 - bad requests must not stop the engine
+                log.exception("prefill failed")
+                for request, *_ in group:
+                    self._fail(request, ERROR_INTERNAL, f"prefill failed: {err}")
+        return bool(ready)
+
+    def _fail(self, request: Request, code: int, message: str) -> None:
+        request.done = True
+        request.emit({"text": message, "error_code": code})
+
+    def _forward(self, input_ids: torch.Tensor, layers: list | None, adapters: list[str], **kwargs: Any) -> Any:
+        from transformers import DynamicCache
+
+        cache = DynamicCache.from_legacy_cache(tuple(layers)) if layers else DynamicCache()
+        extra = {"adapter_names": adapters} if self.adapters else {}
+        return self.model(input_ids=input_ids, past_key_values=cache, use_cache=True, **extra, **kwargs)
+
+    def _prepare(self, request: Request) -> tuple[Request, _Settings, _PrefixEntry | None, int] | None:
+        """Tokenize (keeping the prompt's tail, as FastChat does) and look up a reusable prefix."""
+        try:
+            s = _settings(request.params, self.tokenizer.eos_token_id)
+            ids = self.tokenizer(request.params["prompt"]).input_ids
+        except Exception as err:  # noqa: BLE001 - e.g. a missing or non-text prompt
+            self._fail(request, ERROR_INTERNAL, f"bad request: {err!r}")
+            return None
+        max_src_len = self.context_len - s.max_new_tokens - 1
+        if max_src_len <= 0:
+            self._fail(request, ERROR_CONTEXT, f"max_new_tokens {s.max_new_tokens} leaves no room for the prompt "
+                                               f"in the context of {self.context_len} tokens")
+            return None
+        ids = ids[-max_src_len:]
+        request.input_ids = ids
+        request.output_ids = list(ids)
+        entry, reuse = self.prefix_cache.lookup(request.adapter, ids, s.logprobs is not None)
+        return request, s, entry, reuse
+
+    def _prefill(self, group: list[tuple[Request, _Settings, _PrefixEntry | None, int]]) -> None:
+        """Run the prompts of ``group`` (one with a reused prefix, or several fresh ones, left-padded)."""
+        width = max(len(r.input_ids) - reuse for r, _, _, reuse in group)
+        need_logprobs = any(s.logprobs is not None for _, s, _, _ in group)
+        tokens = torch.zeros(len(group), width, dtype=torch.long)
+        mask = torch.zeros(len(group), width, dtype=torch.long)
+        for b, (r, _, _, reuse) in enumerate(group):
+            new = r.input_ids[reuse:]
+            tokens[b, width - len(new):] = torch.tensor(new)
+            mask[b, width - len(new):] = 1
+        entry, reuse = group[0][2], group[0][3]
+        prior = [(k[:, :, :reuse], v[:, :, :reuse]) for k, v in entry.layers] if entry else None
+        kwargs: dict[str, Any] = {} if need_logprobs else {"logits_to_keep": 1}
+        if len(group) > 1:
+            kwargs.update(attention_mask=mask, position_ids=(mask.cumsum(1) - 1).clamp(min=0))
+        out = self._forward(tokens, prior, [r.adapter for r, *_ in group], **kwargs)
+        layers_all = [tuple(t) for t in out.past_key_values.to_legacy_cache()]
+        for b, (request, s, entry, reuse) in enumerate(group):
+            n = len(request.input_ids)
+            pad = width - (n - reuse)
+            layers = [(k[b:b + 1, :, pad:], v[b:b + 1, :, pad:]) for k, v in layers_all] if len(group) > 1 else layers_all
+            logits = out.logits[b, pad:] if need_logprobs else out.logits[b]
+            prompt_logprobs: list[float | None] | None = None
+            if s.logprobs is not None:
+                head = entry.logprobs[: reuse + 1] if entry else [None]  # type: ignore[index]
+                rest: list[float] = []
+                if logits.shape[0] > 1:
+                    lp = torch.log_softmax(logits[:-1].float(), dim=-1)
+                    rest = lp.gather(-1, torch.tensor(request.input_ids[reuse + 1:]).unsqueeze(-1)).squeeze(-1).tolist()
+                prompt_logprobs = list(head) + rest
+            request.token_logprobs = list(prompt_logprobs) if prompt_logprobs is not None else [None]
+            self.prefix_cache.store(request.adapter, _PrefixEntry(tuple(request.input_ids), layers, prompt_logprobs))
+            self.stats["prefills"] += 1
+            self.stats["prefill_tokens"] += n - reuse
+            self._take_token(request, s, logits[-1])
+            if not request.done:
+                self._batch.add(request, layers, n)
+
+    def _decode_step(self) -> None:
+        batch = self._batch
+        tokens = torch.tensor([[row.output_ids[-1]] for row in batch.rows])
+        mask = torch.cat([batch.mask, torch.ones(len(batch), 1, dtype=torch.long)], dim=1)
+        out = self._forward(tokens, batch.layers, [row.adapter for row in batch.rows],
+                            attention_mask=mask, position_ids=batch.positions.unsqueeze(1))
+        batch.layers = [tuple(t) for t in out.past_key_values.to_legacy_cache()]
+        batch.mask = mask
+        batch.positions = batch.positions + 1
+        self.stats["steps"] += 1
+        self.stats["batched_rows"] += len(batch)
+        for i, row in enumerate(batch.rows):
+            if not row.done and not row.cancelled.is_set():
+                row.step += 1
+                self._take_token(row, _settings(row.params, self.tokenizer.eos_token_id), out.logits[i, -1])
+
+    def _drop_finished(self) -> None:
+        batch = self._batch
+        keep = [i for i, row in enumerate(batch.rows) if not row.done and not row.cancelled.is_set()]
+        batch.keep(keep)
+
+    def _take_token(self, row: Request, s: _Settings, raw_logits: torch.Tensor) -> None:
+        """Choose the row's next token from its last-position logits and emit, as FastChat does."""
+        from fastchat.serve.inference import prepare_logits_processor
+
+        raw_logits = raw_logits.float()
+        processor = prepare_logits_processor(s.temperature, s.repetition_penalty, s.top_p, s.top_k)
+        if processor:
+            history = torch.as_tensor([row.output_ids]) if s.repetition_penalty > 1.0 else None
+            last = processor(history, raw_logits.unsqueeze(0))[0]
+        else:
+            last = raw_logits
+        if s.greedy:
+            token = int(torch.topk(last, 2).indices[0])
+        else:
+            token = int(torch.multinomial(torch.softmax(last, dim=-1), num_samples=2)[0])
+        row.output_ids.append(token)
+        if s.logprobs is not None:
+            row.token_logprobs.append(float(torch.log_softmax(raw_logits, dim=-1)[token]))
+        self.stats["generated_tokens"] += 1
+        self._emit(row, s, stopped=token in s.stop_token_ids)
+
+    def _emit(self, row: Request, s: _Settings, stopped: bool) -> None:
+        from fastchat.utils import is_partial_stop
+
+        i = row.step
+        last_step = i == s.max_new_tokens - 1
+        if i % self.stream_interval == 0 or last_step or stopped:
+            if s.echo:
+                ids, rfind_start = row.output_ids, len(row.params["prompt"])
+            else:
+                ids, rfind_start = row.output_ids[len(row.input_ids):], 0
+            output = self.tokenizer.decode(ids, skip_special_tokens=True, spaces_between_special_tokens=False,
+                                           clean_up_tokenization_spaces=True)
+            if s.logprobs is not None:
+                shown = row.token_logprobs if s.echo else row.token_logprobs[len(row.input_ids):]
+                texts = [self.tokenizer.decode(t) for t in ids]
+                offsets, pos = [], 0
+                for text in texts:
+                    offsets.append(pos)
+                    pos += len(text)
+                row.ret_logprobs = {"text_offset": offsets, "tokens": texts, "token_logprobs": list(shown),
+                                    "top_logprobs": [{}] * len(shown)}
+            partially_stopped = False
+            if s.stop:
+                for each in [s.stop] if isinstance(s.stop, str) else list(s.stop):
+                    pos = output.rfind(each, rfind_start)
+                    if pos != -1:
+                        output = output[:pos]
+                        stopped = True
+                        break
+                    partially_stopped = is_partial_stop(output, each)
+                    if partially_stopped:
+                        break
+            row.output = output
+            if not partially_stopped:
+                row.emit(self._payload(row, None))
+        if stopped or last_step:
+            row.done = True
+            row.emit(self._payload(row, "stop" if stopped else "length"))
+
+    @staticmethod
+    def _payload(row: Request, finish_reason: str | None) -> dict[str, Any]:
+        prompt = len(row.input_ids)
+        return {
+            "text": row.output,
+            "error_code": 0,
+            "logprobs": row.ret_logprobs,
+            "usage": {"prompt_tokens": prompt, "completion_tokens": row.step, "total_tokens": prompt + row.step},
+            "finish_reason": finish_reason,
+        }
+
+
+def _available_cores() -> int:
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # not Linux
+        return max(1, os.cpu_count() or 1)
+
+
+def run_all(engine: BatchedEngine, requests: Iterable[Mapping[str, Any]], timeout: float = 600) -> list[dict[str, Any]]:
+    """Submit every request at once and return each one's final output, in order."""
+    results: list[queue.Queue[dict[str, Any]]] = []
+    for params in requests:
+        box: queue.Queue[dict[str, Any]] = queue.Queue()
+        engine.submit(params, lambda out, box=box: box.put(out) if (out.get("finish_reason") or out.get("error_code")) else None)
+        results.append(box)
+    return [box.get(timeout=timeout) for box in results]

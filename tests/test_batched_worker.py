@@ -1,0 +1,207 @@
+"""The continuous-batching worker (serving/batched_engine.py, serving/batched_worker.py).
+
+The engine is held to FastChat's own `generate_stream` request by request (same text, usage,
+finish reason and logprobs), whatever the mix of adapters, arrival order, cancellations and
+prefix reuse; the worker is held to FastChat's stock worker through the real controller and
+OpenAI API server.
+"""
+
+from __future__ import annotations
+
+import json
+import queue
+import random
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import httpx
+import pytest
+
+from serving.batched_engine import BatchedEngine, EngineOverloaded, PrefixCache, _PrefixEntry, run_all
+from serving.launcher import FastChatStack, free_port
+from serving.model_store import resolve_model
+from tests.test_adapter_serving import PROMPTS, complete, make_adapter
+
+ADAPTERS = ("plan", "tool")
+
+
+@pytest.fixture(scope="module")
+def adapters(tiny_model_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    root = tmp_path_factory.mktemp("batched-adapters")
+    return {name: make_adapter(tiny_model_dir, root / name, seed) for seed, name in enumerate(ADAPTERS, 11)}
+
+
+@pytest.fixture(scope="module")
+def engine(tiny_model_dir, adapters):
+    with BatchedEngine(tiny_model_dir, adapters, base_name="tiny", dtype="float32", max_batch_size=5) as eng:
+        yield eng
+
+
+@pytest.fixture(scope="module")
+def reference(tiny_model_dir, adapters):
+    """FastChat's stock generate_stream on the base model or one adapter: the final output."""
+    from fastchat.serve.inference import generate_stream
+    from peft import PeftModel
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(tiny_model_dir)
+    models = {"tiny": AutoModelForCausalLM.from_pretrained(tiny_model_dir).eval()}
+    for name, path in adapters.items():
+        models[name] = PeftModel.from_pretrained(AutoModelForCausalLM.from_pretrained(tiny_model_dir), str(path)).eval()
+
+    def run(params: dict) -> dict:
+        out: dict = {}
+        for out in generate_stream(models[params["model"]], tokenizer, dict(params), "cpu", 2048, 2):
+            pass
+        return out
+    return run
+
+
+def same_output(ours: dict, theirs: dict) -> bool:
+    if (ours["text"], ours["usage"], ours["finish_reason"]) != (theirs["text"], theirs["usage"], theirs["finish_reason"]):
+        return False
+    if theirs.get("logprobs") is None:
+        return ours.get("logprobs") is None
+    a, b = ours["logprobs"], theirs["logprobs"]
+    return (a["tokens"] == b["tokens"] and a["text_offset"] == b["text_offset"]
+            and len(a["token_logprobs"]) == len(b["token_logprobs"])
+            and all((x is None and y is None) or abs(x - y) < 1e-4 for x, y in zip(a["token_logprobs"], b["token_logprobs"])))
+
+
+def mixed_requests(n: int, seed: int) -> list[dict]:
+    rng = random.Random(seed)
+    return [{"model": rng.choice(["tiny", *ADAPTERS]), "prompt": rng.choice(PROMPTS) + f" {i}", "temperature": 0.0,
+             "max_new_tokens": rng.choice([1, 4, 9, 24]), "echo": rng.random() < 0.3,
+             "logprobs": 1 if rng.random() < 0.5 else None, "stop": rng.choice([None, "\n", [".", "e"]])}
+            for i in range(n)]
+
+
+def test_mixed_concurrent_requests_match_fastchat_generate_stream(engine, reference):
+    requests = mixed_requests(20, seed=1)
+    outputs = run_all(engine, requests)  # all queued at once: batched across adapters, admitted as rows free up
+    mismatched = [(r, o) for r, o in zip(requests, outputs) if not same_output(o, reference(r))]
+    assert not mismatched, mismatched[:2]
+    assert engine.stats["batched_rows"] > engine.stats["steps"]  # rows really shared decoding steps
+
+
+def test_arrival_order_does_not_change_outputs(engine):
+    requests = mixed_requests(12, seed=2)
+    forward = run_all(engine, requests)
+    backward = run_all(engine, list(reversed(requests)))[::-1]
+    boxes = []
+    for params in requests:  # each one joins a batch that is already decoding
+        box: queue.Queue = queue.Queue()
+        engine.submit(params, lambda out, box=box: box.put(out) if out.get("finish_reason") else None)
+        boxes.append(box)
+        time.sleep(0.01)
+    staggered = [box.get(timeout=120) for box in boxes]
+    strip = lambda outs: [(o["text"], o["usage"], o["finish_reason"]) for o in outs]  # noqa: E731
+    assert strip(forward) == strip(backward) == strip(staggered)
+
+
+def test_cancelled_request_leaves_other_rows_alone(engine):
+    requests = mixed_requests(6, seed=3)
+    alone = run_all(engine, requests)
+    long = {"model": "plan", "prompt": PROMPTS[0], "temperature": 0.0, "max_new_tokens": 200, "stop_token_ids": [-1]}
+    received: queue.Queue = queue.Queue()
+    victim = engine.submit(long, received.put)
+    received.get(timeout=60)  # it is decoding
+    boxes = []
+    for params in requests:
+        box: queue.Queue = queue.Queue()
+        engine.submit(params, lambda out, box=box: box.put(out) if out.get("finish_reason") else None)
+        boxes.append(box)
+    victim.cancel()
+    together = [box.get(timeout=120) for box in boxes]
+    assert [o["text"] for o in together] == [o["text"] for o in alone]
+    time.sleep(0.5)
+    assert victim not in engine._batch.rows and engine.queue_length == 0
+
+
+def test_prefix_reuse_gives_the_same_logprobs(engine, reference):
+    prompt = "Question: which river is longer, the Nile or the Amazon? " * 4 + "\nAction: "
+    hits = engine.prefix_cache.hits
+    for model in ("tiny", "plan"):
+        for candidate in ("Retrieve", "Lookup", "Finish[Nile]"):
+            params = {"model": model, "prompt": prompt + candidate, "temperature": 0.0, "max_new_tokens": 1,
+                      "echo": True, "logprobs": 1}
+            assert same_output(engine.generate_one(params, timeout=60), reference(params)), (model, candidate)
+    assert engine.prefix_cache.hits - hits == 4  # the 2nd and 3rd candidate of each model reused the prompt
+
+
+def test_prefix_cache_is_per_adapter_and_bounded():
+    import torch
+
+    cache = PrefixCache(max_tokens=40, min_reuse=2)
+    layer = [(torch.zeros(1, 1, 20, 2), torch.zeros(1, 1, 20, 2))]
+    cache.store("a", _PrefixEntry(tuple(range(20)), layer, None))
+    assert cache.lookup("b", list(range(30)), need_logprobs=False) == (None, 0)
+    assert cache.lookup("a", list(range(30)), need_logprobs=True) == (None, 0)  # no logprobs stored
+    entry, reuse = cache.lookup("a", [*range(10), 99], need_logprobs=False)
+    assert entry is not None and reuse == 9  # one less than the shared 10: the last logits are recomputed
+    cache.store("a", _PrefixEntry(tuple(range(100, 120)), layer, None))
+    cache.store("a", _PrefixEntry(tuple(range(200, 220)), layer, None))  # 60 tokens > 40: the oldest goes
+    assert len(cache) == 2 and cache.lookup("a", list(range(30)), need_logprobs=False) == (None, 0)
+
+
+def test_overfull_queue_and_unknown_model_are_refused(tiny_model_dir):
+    eng = BatchedEngine(tiny_model_dir, base_name="tiny", dtype="float32", max_queue=2)  # not started: nothing drains
+    params = {"model": "tiny", "prompt": "Hi", "max_new_tokens": 2}
+    eng.submit(params, lambda out: None)
+    eng.submit(params, lambda out: None)
+    with pytest.raises(EngineOverloaded, match="overloaded: 2 requests queued or running"):
+        eng.submit(params, lambda out: None)
+    with pytest.raises(KeyError, match="'plan' is not served here"):
+        eng.submit({**params, "model": "plan"}, lambda out: None)
+
+
+def test_a_prompt_too_long_for_the_context_is_an_error(engine):
+    out = engine.generate_one({"model": "tiny", "prompt": "Hi", "max_new_tokens": 5000}, timeout=30)
+    assert out["error_code"] == 40303 and "no room for the prompt" in out["text"]
+
+
+@pytest.fixture(scope="module")
+def stacks(tiny_model_dir, adapters, tmp_path_factory):
+    """The stock multi-adapter worker and ours, fp32, serving the same adapters."""
+    base = resolve_model(str(tiny_model_dir))
+    logs = tmp_path_factory.mktemp("engine-stacks")
+    with FastChatStack(base, port=free_port(), log_dir=logs / "stock", adapters=adapters, engine="stock") as stock, \
+            FastChatStack(base, port=free_port(), log_dir=logs / "batched", adapters=adapters, engine="batched",
+                          dtype="float32", max_batch_size=4) as batched:
+        yield stock, batched
+
+
+@pytest.mark.integration
+def test_batched_worker_answers_like_the_stock_worker_through_fastchat(stacks):
+    stock, batched = stacks
+    assert batched.model_names == stock.model_names
+    names = batched.model_names
+    requests = [(names[i % len(names)], PROMPTS[(i * 7) % len(PROMPTS)], i % 3 == 0) for i in range(24)]
+    expected = [complete(stock, *r) for r in requests]
+    with ThreadPoolExecutor(max_workers=12) as pool:  # streamed and unstreamed, all adapters at once
+        together = list(pool.map(lambda r: complete(batched, *r), requests))
+    assert together == expected
+    with httpx.Client(timeout=30, trust_env=False) as client:
+        stats = client.post(f"{batched.worker_url}/engine_stats").json()
+        body = {"model": names[1], "prompt": "Hello there", "echo": True, "max_tokens": 1, "logprobs": 1,
+                "temperature": 0.0}
+        ours = client.post(f"{batched.base_url}/completions", json=body).json()["choices"][0]
+        theirs = client.post(f"{stock.base_url}/completions", json=body).json()["choices"][0]
+    assert stats["batched_rows"] > stats["steps"] and stats["dtype"] == "float32"
+    assert ours["logprobs"]["tokens"] == theirs["logprobs"]["tokens"]
+    assert ours["logprobs"]["token_logprobs"][1:] == pytest.approx(theirs["logprobs"]["token_logprobs"][1:], abs=1e-4)
+
+
+@pytest.mark.integration
+def test_worker_streams_and_names_an_unknown_model(stacks):
+    _, batched = stacks
+    body = {"model": "plan", "prompt": PROMPTS[2], "temperature": 0.0, "max_new_tokens": 8, "echo": False}
+    with httpx.Client(timeout=60, trust_env=False) as client:
+        with client.stream("POST", f"{batched.worker_url}/worker_generate_stream", json=body) as response:
+            chunks = [json.loads(c) for c in response.read().split(b"\0") if c.strip()]
+        final = client.post(f"{batched.worker_url}/worker_generate", json=body).json()
+        unknown = client.post(f"{batched.worker_url}/worker_generate", json={**body, "model": "nope"}).json()
+    assert len(chunks) >= 2 and chunks[-1]["finish_reason"] in ("stop", "length")
+    assert chunks[-1]["text"] == final["text"]
+    assert unknown["error_code"] == 40301 and "'nope' is not served here" in unknown["text"]
