@@ -251,7 +251,8 @@ def _add_eval_options(p: argparse.ArgumentParser, out_default: str | None = None
     p.add_argument("--data", required=True, help="JSONL data file of the task")
     p.add_argument("--out", required=out_default is None, default=out_default, help="output directory")
     p.add_argument("--limit", type=int, default=limit_default, help="evaluate only the first N questions")
-    p.add_argument("--concurrency", type=int, default=1, help="episodes run at once")
+    p.add_argument("--concurrency", type=int, default=8,
+                   help="episodes run at once (the batched worker decodes them together)")
     p.add_argument("--trace", action="store_true", help="print every step")
     p.add_argument("--trace-file", default=None, help="append every step as JSONL to this file")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")

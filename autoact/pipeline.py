@@ -55,7 +55,7 @@ class Preset:
     batch_size: int
     eval_limit: int | None  # None: the whole evaluation file
     eval_max_steps: int
-    concurrency: int = 1
+    concurrency: int = 8  # episodes at once: the batched worker decodes them together
     temperature: float = 0.8  # self-instruct sampling
     grounded: bool = True  # HotpotQA self-instruct shows pages of the evaluation file's corpus
     lora_dropout: float = 0.05

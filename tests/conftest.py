@@ -53,13 +53,15 @@ def tiny_model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def tiny_stack(tiny_model_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[FastChatStack]:
     """A running FastChatStack serving the tiny model on a free loopback port, no API key.
 
-    Model name: ``tiny-smol``; template: our ChatML one. Use ``stack.base_url``.
+    Model name: ``tiny-smol``; template: our ChatML one; the batched engine in fp32. Use
+    ``stack.base_url``.
     """
     stack = FastChatStack(
         resolve_model(str(tiny_model_dir)),
         port=free_port(),
         log_dir=tmp_path_factory.mktemp("stack-logs"),
         startup_timeout=180,
+        dtype="float32",  # tests compare served numbers with fp32 computations
     )
     stack.start()
     try:

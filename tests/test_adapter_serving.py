@@ -44,7 +44,7 @@ def role_adapters(tiny_model_dir: Path, tmp_path_factory: pytest.TempPathFactory
 def adapter_stack(tiny_model_dir, role_adapters, tmp_path_factory):
     stack = FastChatStack(resolve_model(str(tiny_model_dir)), port=free_port(),
                           log_dir=tmp_path_factory.mktemp("adapter-stack"), startup_timeout=240,
-                          adapters=role_adapters)
+                          adapters=role_adapters, dtype="float32")
     with stack:
         yield stack
 

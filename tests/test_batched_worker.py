@@ -130,6 +130,16 @@ def test_prefix_reuse_gives_the_same_logprobs(engine, reference):
     assert engine.prefix_cache.hits - hits == 4  # the 2nd and 3rd candidate of each model reused the prompt
 
 
+def test_bf16_engine_stays_close_to_fp32(tiny_model_dir, adapters, reference):
+    params = {"model": "plan", "prompt": PROMPTS[0], "temperature": 0.0, "max_new_tokens": 1, "echo": True,
+              "logprobs": 1}
+    with BatchedEngine(tiny_model_dir, adapters, base_name="tiny", dtype="bfloat16") as eng:
+        assert next(eng.model.parameters()).dtype is __import__("torch").bfloat16
+        ours = eng.generate_one(params, timeout=60)["logprobs"]["token_logprobs"][1:]
+    theirs = reference(params)["logprobs"]["token_logprobs"][1:]
+    assert ours == pytest.approx(theirs, abs=0.05)
+
+
 def test_prefix_cache_is_per_adapter_and_bounded():
     import torch
 
