@@ -92,8 +92,14 @@ def load_run(directory: Path | str) -> Run:
         directory = directory.parent
     path = directory / "run.json"
     if not path.is_file():
-        raise DataError(f"{path}: not found; give the directory of a pipeline run (it holds run.json)")
-    data = _read_json(path)
+        collected = _collect_evaluations(directory)
+        if collected is None:
+            raise DataError(f"{path}: not found; give the directory of a pipeline run (it holds run.json), "
+                            "an `autoact eval --out` directory, or a directory of them")
+        data = collected
+        path = directory
+    else:
+        data = _read_json(path)
     if not isinstance(data, dict):
         raise DataError(f"{path}: expected a JSON object, found {type(data).__name__}")
     if not isinstance(data.get("task"), str):
@@ -130,6 +136,31 @@ def load_run(directory: Path | str) -> Run:
             label = f"{stage_name} (stage {stage.get('status') or 'not finished'})"
             run.evaluations.append(Evaluation(label, directory / "eval" / stage_name[5:]))
     return run
+
+
+def _collect_evaluations(directory: Path) -> dict[str, Any] | None:
+    """A run record for evaluations made outside a pipeline: `autoact eval --out DIR` (DIR holds
+    `summary.json`), or a directory of such directories (one row each, named by its directory).
+    None when there is no summary; a DataError when the summaries disagree on the task."""
+    if (directory / "summary.json").is_file():
+        found = {directory.name: directory}
+    elif directory.is_dir():
+        found = {d.name: d for d in sorted(directory.iterdir()) if (d / "summary.json").is_file()}
+    else:
+        found = {}
+    if not found:
+        return None
+    tasks = {}
+    for name, d in found.items():
+        summary = _read_json(d / "summary.json")
+        if not isinstance(summary, dict) or not isinstance(summary.get("task"), str):
+            raise DataError(f"{d / 'summary.json'}: not an evaluation summary (no 'task')")
+        tasks[name] = summary["task"]
+    if len(set(tasks.values())) > 1:
+        raise DataError(f"{directory}: its evaluations are of different tasks ({tasks}); report them separately")
+    return {"name": directory.name, "task": next(iter(tasks.values())), "collection": True, "stages": [],
+            "evaluations": {name: str(d.relative_to(directory)) if d != directory else "."
+                            for name, d in found.items()}}
 
 
 def load_runs(directories: Sequence[Path | str]) -> list[Run]:
@@ -264,6 +295,10 @@ def results_row(task: Task, groups: Sequence[str], evaluation: Evaluation) -> li
 
 def _run_section(run: Run) -> list[str]:
     data = run.data
+    if data.get("collection"):
+        return [f"## Evaluations `{run.title}`", "",
+                f"`autoact eval` outputs in `{run.directory}` ({run.task.name}): "
+                + ", ".join(f"`{e.label}`" for e in run.evaluations) + ".", ""]
     started, finished = data.get("started_at"), data.get("finished_at")
     t0, t1 = _parse_time(started), _parse_time(finished)
     wall = duration((t1 - t0).total_seconds()) if t0 and t1 else "—"

@@ -262,3 +262,18 @@ def test_behaviour_table_and_plot_come_from_the_diagnostics(tmp_path):
                                                              "50.0", "4.0"]
     png = run_dir / "behaviour.png"
     assert png.read_bytes().startswith(PNG_SIGNATURE) and "](behaviour.png)" in text
+
+
+def test_eval_directories_are_reported_as_one_comparison(tmp_path):
+    holder = make_run(tmp_path, "holder", "hotpotqa", [], {}, {f"cmp/{name}": rows for name, rows in (
+        ("cot", HOTPOT_RESULTS["eval/zero-shot"]), ("react", HOTPOT_RESULTS["eval/autoact"]))})
+    out = write_report([holder / "cmp"], tmp_path / "report.md")
+    text = out.read_text()
+    assert "## Evaluations `cmp`" in text
+    assert table_row(text, "cot")[-2:] == table_row(write_report([holder / "cmp" / "cot"], tmp_path / "one.md")
+                                                    .read_text(), "cot")[-2:]
+    assert table_row(text, "react")[0] == "100.0"  # easy F1 of the second directory's rows
+    (holder / "cmp" / "sqa").mkdir()
+    (holder / "cmp" / "sqa" / "summary.json").write_text(json.dumps({"task": "scienceqa", "n": 0}))
+    with pytest.raises(DataError, match="different tasks"):
+        write_report([holder / "cmp"])
