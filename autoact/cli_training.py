@@ -142,7 +142,8 @@ def _train_config(args: argparse.Namespace) -> Any:
                        max_length=args.max_length, batch_size=args.batch_size, grad_accum=args.grad_accum,
                        warmup_ratio=args.warmup_ratio, gradient_checkpointing=args.gradient_checkpointing,
                        save_steps=args.save_steps, max_steps=args.max_steps, seed=args.seed,
-                       deepspeed=args.deepspeed)
+                       deepspeed=args.deepspeed, precision=args.precision,
+                       group_by_length=not args.no_length_grouping)
 
 
 def cmd_train(args: argparse.Namespace) -> int:
@@ -334,6 +335,11 @@ def add_training_parsers(sub: argparse._SubParsersAction) -> None:
     tr.add_argument("--save-steps", type=int, default=50, help="checkpoint every N steps (for --resume)")
     tr.add_argument("--max-steps", type=int, default=-1, help="stop after N optimizer steps (smoke runs)")
     tr.add_argument("--seed", type=int, default=0)
+    tr.add_argument("--precision", choices=("auto", "bf16", "fp32"), default="auto",
+                    help="auto (default): bf16 autocast where the GPU or CPU computes bf16 natively (AVX512-BF16, "
+                         "AMX), fp32 otherwise; bf16: autocast (weights and optimizer stay fp32); fp32")
+    tr.add_argument("--no-length-grouping", action="store_true",
+                    help="draw batches at random instead of grouping examples of similar length (more padding)")
     tr.add_argument("--deepspeed", default=None, help="DeepSpeed JSON config (see training/deepspeed/)")
     tr.add_argument("--resume", action="store_true", help="continue an interrupted run from its last checkpoint")
     tr.add_argument("--overwrite", action="store_true", help="discard an existing adapter or run in --out")

@@ -8,7 +8,13 @@ from pathlib import Path
 import pytest
 
 from autoact.errors import ConfigError, DataError
-from training.lora import DEEPSPEED_CONFIGS, TrainConfig, last_checkpoint, train_adapter
+from training.lora import (
+    DEEPSPEED_CONFIGS,
+    TrainConfig,
+    cpu_bf16_supported,
+    last_checkpoint,
+    train_adapter,
+)
 from training.sft_data import IGNORE_INDEX, PairCollator, encode_pair, load_pairs
 
 PAIRS = [
@@ -109,7 +115,8 @@ def test_training_reduces_the_loss_and_writes_its_records(tiny_model_dir, tmp_pa
     assert lrs[0] < max(lrs) and lrs[-1] < max(lrs) / 10  # warm-up, then cosine decay
     args = json.loads((out / "training_args.json").read_text())
     assert args["pairs"] == 8 and args["settings"]["lora_r"] == 8 and args["data_stats"]["kept"] == 3
-    assert args["precision"] == "fp32" and args["tokens_per_second"] > 0 and "peft" in args["versions"]
+    assert args["precision"] == ("bf16" if cpu_bf16_supported() else "fp32")  # auto
+    assert args["threads"] >= 1 and args["tokens_per_second"] > 0 and "peft" in args["versions"]
     assert (out / "adapter_config.json").is_file() and (out / "tokenizer.json").is_file()
     assert not (out / "checkpoints").exists()
     again = train_adapter(data, out, tiny_model_dir, config, progress=False)
@@ -234,3 +241,137 @@ def test_training_can_continue_from_an_earlier_adapter(tiny_model_dir, tmp_path)
     b = load_file(tmp_path / "second" / "adapter_model.safetensors")
     assert a.keys() == b.keys() and any("lora_B" in k and a[k].any() for k in a)
     assert all(torch.allclose(a[k], b[k], atol=1e-6) for k in a)  # rank 4 and q_proj carried over
+
+
+def test_loss_on_scored_positions_equals_the_models_own_loss(tiny_model_dir, tmp_path, tokenizer):
+    """The trainer's loss (output layer only where the next token is scored) is the model's loss, gradients too."""
+    import torch
+    from peft import LoraConfig, get_peft_model
+    from transformers import AutoModelForCausalLM, TrainingArguments
+
+    from training.lora import _trainer_class
+    torch.manual_seed(0)
+    lora = LoraConfig(task_type="CAUSAL_LM", r=4, lora_dropout=0.0, target_modules=["q_proj", "v_proj"])
+    model = get_peft_model(AutoModelForCausalLM.from_pretrained(tiny_model_dir), lora)
+    for name, param in model.named_parameters():  # B = 0 would give zero gradients on A
+        if "lora_B" in name:
+            torch.nn.init.normal_(param, std=0.1)
+    batch = PairCollator(tokenizer.pad_token_id)(
+        [encode_pair(tokenizer, p["prompt"], p["completion"], 512) for p in PAIRS])
+    assert batch["attention_mask"].eq(0).any()  # the batch has padding
+    trainer = _trainer_class()(model=model, args=TrainingArguments(output_dir=str(tmp_path), use_cpu=True,
+                                                                   report_to=[]))
+
+    def loss_and_grads(compute):
+        model.zero_grad()
+        loss = compute()
+        loss.backward()
+        return loss.detach(), [p.grad.clone() for p in model.parameters() if p.requires_grad]
+
+    ref, ref_grads = loss_and_grads(lambda: model(**batch).loss)
+    ours, our_grads = loss_and_grads(lambda: trainer.compute_loss(model, dict(batch)))
+    assert torch.allclose(ours, ref, rtol=1e-5), (ours, ref)
+    assert all(torch.allclose(a, b, rtol=1e-4, atol=1e-7) for a, b in zip(our_grads, ref_grads))
+    # with gradient accumulation the Trainer hands over the token count of all the micro-batches
+    n = batch["labels"].ne(-100).sum()
+    summed = trainer.compute_loss(model, dict(batch), num_items_in_batch=2 * n)
+    assert torch.allclose(summed * 2 * n, ref * batch["labels"][:, 1:].ne(-100).sum(), rtol=1e-5)
+
+
+def test_bf16_and_fp32_training_follow_the_same_loss_curve(tiny_model_dir, tmp_path):
+    """bf16 autocast (weights and optimizer in fp32) trains like fp32: both learn, and their loss curves
+    differ by less than the run-to-run noise (fp32 with another seed: another LoRA init and data order)."""
+    import torch
+    from transformers import TrainerCallback
+
+    class MatmulDtypes(TrainerCallback):
+        """The dtypes the MLP's products come out in while training."""
+
+        def __init__(self):
+            self.seen = set()
+
+        def on_train_begin(self, args, state, control, model=None, **kw):
+            for name, module in model.named_modules():
+                if name.endswith("mlp.down_proj"):
+                    module.register_forward_hook(lambda m, i, out: self.seen.add(out.dtype))
+
+    data = write_pairs(tmp_path / "plan.jsonl", repeat=2)
+    curves = {}
+    for precision, seed in (("fp32", 0), ("bf16", 0), ("fp32", 1)):  # fp32 after bf16: nothing carries over
+        config = TrainConfig(max_steps=12, lr=5e-2, lora_dropout=0.0, batch_size=4, precision=precision, seed=seed,
+                             save_steps=1000)
+        out = tmp_path / f"{precision}-{seed}"
+        dtypes = MatmulDtypes()
+        report = train_adapter(data, out, tiny_model_dir, config, progress=False, return_model=True,
+                               callbacks=[dtypes])
+        assert dtypes.seen == {torch.bfloat16 if precision == "bf16" else torch.float32}
+        assert report.precision == precision
+        assert json.loads((out / "training_args.json").read_text())["precision"] == precision
+        assert all(p.dtype == torch.float32 for p in report.model.parameters())  # master weights stay fp32
+        log = (out / "train_log.jsonl").read_text().splitlines()
+        curves[precision, seed] = [json.loads(line)["loss"] for line in log]
+    fp32, bf16, other_seed = curves["fp32", 0], curves["bf16", 0], curves["fp32", 1]
+    assert fp32 != bf16  # bf16 really ran (its rounding shows in the losses)
+    for curve in (fp32, bf16):
+        assert curve[-1] < curve[0] - 0.1, curve  # both learn (the tiny random model starts near ln 49152)
+
+    def gap(a, b):
+        return sum(abs(x - y) for x, y in zip(a, b)) / len(a)
+    assert gap(fp32, bf16) < gap(fp32, other_seed) / 2, (fp32, bf16, other_seed)
+    assert abs(fp32[-1] - bf16[-1]) < 0.02, (fp32, bf16)
+
+
+def test_length_grouped_batches_cut_padding(tiny_model_dir, tmp_path):
+    short = [{"prompt": "Question: a?\nThought 1:", "completion": " look.\n"}]
+    long = [{"prompt": "Question: " + "word " * 60 + "?\nThought 1:", "completion": " look.\n"}]
+    data = write_pairs(tmp_path / "plan.jsonl", pairs=short + long, repeat=4)  # 4 short and 4 long, interleaved
+    shares = {}
+    for grouped in (True, False):
+        config = TrainConfig(epochs=1, batch_size=4, group_by_length=grouped, lora_dropout=0.0, save_steps=1000)
+        report = train_adapter(data, tmp_path / str(grouped), tiny_model_dir, config, progress=False)
+        shares[grouped] = report.padding_share
+        args = json.loads((tmp_path / str(grouped) / "training_args.json").read_text())
+        assert args["padding_share"] == report.padding_share and args["settings"]["group_by_length"] is grouped
+    assert shares[True] == 0.0  # the long four in one batch, the short four in the other
+    assert shares[False] > 0.2, shares
+
+
+def test_precision_choice_and_threads(monkeypatch):
+    import os
+
+    import torch
+
+    from training import lora
+    if torch.cuda.is_available():
+        pytest.skip("CPU choices")
+    assert lora._precision("fp32", None) == {"bf16": False, "use_cpu": True}
+    assert lora._precision("bf16", None)["bf16"] is True  # asked for: autocast even where bf16 is emulated
+    assert lora._precision("auto", None)["bf16"] is cpu_bf16_supported()
+    assert lora._precision("auto", str(DEEPSPEED_CONFIGS / "zero2.json"))["bf16"] is False  # DeepSpeed casts
+    monkeypatch.setattr(lora, "cpu_bf16_supported", lambda: False)
+    assert lora._precision("auto", None)["bf16"] is False
+    with pytest.raises(ConfigError, match="precision"):
+        TrainConfig(precision="fp16").check()
+
+    assert 1 <= lora.cpu_threads() <= (os.cpu_count() or 1)
+    before = torch.get_num_threads()
+    try:
+        torch.set_num_threads(1)
+        monkeypatch.setenv("OMP_NUM_THREADS", "1")
+        assert lora._set_threads() == 1  # the user's setting stands
+        monkeypatch.delenv("OMP_NUM_THREADS")
+        assert lora._set_threads() == lora.cpu_threads()
+    finally:
+        torch.set_num_threads(before)
+
+
+def test_train_cli_options_reach_the_config():
+    from autoact.cli import build_parser
+    from autoact.cli_training import _train_config
+    base = ["train", "--data", "d.jsonl", "--out", "o"]
+    config = _train_config(build_parser().parse_args(base))
+    assert config.precision == "auto" and config.group_by_length is True
+    config = _train_config(build_parser().parse_args([*base, "--precision", "fp32", "--no-length-grouping"]))
+    assert config.precision == "fp32" and config.group_by_length is False
+    with pytest.raises(SystemExit):
+        build_parser().parse_args([*base, "--precision", "fp16"])
