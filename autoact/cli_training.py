@@ -298,7 +298,8 @@ def add_training_parsers(sub: argparse._SubParsersAction) -> None:
     syn.add_argument("--questions", required=True, help="questions JSONL (from self-instruct)")
     syn.add_argument("--out", required=True, help="trajectories JSONL (appended; resumable)")
     syn.add_argument("--corpus", default=None, help="HotpotQA-format JSONL whose context paragraphs form the docstore")
-    syn.add_argument("--concurrency", type=int, default=1, help="episodes run at once")
+    syn.add_argument("--concurrency", type=int, default=8,
+                     help="episodes run at once (the batched worker decodes them together)")
     syn.add_argument("--no-progress", action="store_true", help="no progress bar")
     add_group_options(syn)
     syn.set_defaults(func=cmd_synthesize)
