@@ -76,7 +76,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--group", type=Path, default=None, help="trained adapters dir (default: untrained ones)")
     parser.add_argument("--requests", type=int, default=32, help="requests per level (at least 2 × concurrency)")
-    parser.add_argument("--concurrency", default="1,4,8,16")
+    parser.add_argument("--concurrency", default="1,4,8,16,32")
     parser.add_argument("--max-tokens", type=int, default=32)
     parser.add_argument("--engines", default="stock,batched")
     parser.add_argument("--dtype", default="auto", help="batched engine dtype (auto, bfloat16, float32)")

@@ -6,8 +6,8 @@ One background thread owns the model. Each loop turn it
    prefilled on its own, reusing the key/value cache of the longest matching earlier prompt
    of the same adapter (:class:`PrefixCache`), and its first token is chosen;
 2. runs **one** decoding step for every row in flight as a single batch, each row with its
-   own adapter (peft's mixed-adapter forward, ``adapter_names=[...]``), the base model's
-   rows with none;
+   own adapter (stacked LoRA weights, :func:`install_stacked_lora`), the base model's rows
+   with none;
 3. hands every row's new output to its consumer and drops finished or cancelled rows.
 
 Rows have different lengths, so the batch's key/value cache is left-padded and masked;
@@ -26,6 +26,7 @@ import queue
 import threading
 import time
 from collections import OrderedDict
+from contextlib import contextmanager
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -193,37 +194,109 @@ def _common_prefix(a: tuple[int, ...], b: list[int]) -> int:
     return i
 
 
+class _BufferLayer:
+    """One layer's batch cache as preallocated ``[B, heads, capacity, dim]`` buffers.
+
+    Implements what transformers' cache layers offer the attention code (``update``,
+    ``get_seq_length``, ``get_mask_sizes``), but writes each step's keys and values in place
+    and returns views, instead of concatenating the whole cache every step. The buffers
+    double when full.
+    """
+
+    is_sliding = False
+    is_compileable = False
+
+    def __init__(self, keys: torch.Tensor, values: torch.Tensor, length: int) -> None:
+        self.kbuf, self.vbuf, self.length = keys, values, length
+        self.is_initialized = True
+
+    @property
+    def keys(self) -> torch.Tensor:
+        return self.kbuf[:, :, : self.length]
+
+    @property
+    def values(self) -> torch.Tensor:
+        return self.vbuf[:, :, : self.length]
+
+    def update(self, key_states: torch.Tensor, value_states: torch.Tensor,
+               cache_kwargs: dict[str, Any] | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        n = key_states.shape[-2]
+        if self.length + n > self.kbuf.shape[2]:
+            self.kbuf = _with_capacity(self.kbuf, self.length, 2 * (self.length + n))
+            self.vbuf = _with_capacity(self.vbuf, self.length, 2 * (self.length + n))
+        self.kbuf[:, :, self.length:self.length + n] = key_states
+        self.vbuf[:, :, self.length:self.length + n] = value_states
+        self.length += n
+        return self.keys, self.values
+
+    def get_seq_length(self, *args: Any) -> int:
+        return self.length
+
+    def get_mask_sizes(self, cache_position: torch.Tensor) -> tuple[int, int]:
+        return self.length + cache_position.shape[0], 0
+
+    def get_max_cache_shape(self) -> int:
+        return -1
+
+
+def _with_capacity(buf: torch.Tensor, used: int, capacity: int) -> torch.Tensor:
+    out = buf.new_zeros(buf.shape[0], buf.shape[1], capacity, buf.shape[3])
+    out[:, :, :used] = buf[:, :, :used]
+    return out
+
+
 class _Batch:
-    """The rows in flight and their left-padded key/value cache."""
+    """The rows in flight and their left-padded key/value cache (right-aligned: every row's
+    last token sits in column ``length - 1``)."""
 
     def __init__(self) -> None:
         self.rows: list[Request] = []
-        self.layers: list[tuple[torch.Tensor, torch.Tensor]] = []  # [B, heads, L, dim]
-        self.mask = torch.zeros(0, 0, dtype=torch.long)  # [B, L]: 1 real, 0 padding
+        self.layers: list[_BufferLayer] = []
+        self.length = 0  # columns in use
+        self.mask = torch.zeros(0, 0, dtype=torch.long)  # [B, length]: 1 real, 0 padding
         self.positions = torch.zeros(0, dtype=torch.long)  # next position id per row
 
     def __len__(self) -> int:
         return len(self.rows)
 
-    def add(self, request: Request, layers: list[tuple[torch.Tensor, torch.Tensor]], length: int) -> None:
-        """Append one prefilled row (cache ``[1, heads, length, dim]``), left-padding as needed."""
-        if not self.rows:
-            self.rows = [request]
-            self.layers = layers
-            self.mask = torch.ones(1, length, dtype=torch.long)
-            self.positions = torch.tensor([length], dtype=torch.long)
+    def cache(self) -> Any:
+        """A transformers cache over the buffers (the model writes the new step into them)."""
+        from transformers.cache_utils import Cache, DynamicCache
+
+        cache = DynamicCache.__new__(DynamicCache)
+        Cache.__init__(cache, layers=self.layers)  # type: ignore[arg-type]
+        return cache
+
+    def add(self, items: list[tuple[Request, list[tuple[torch.Tensor, torch.Tensor]], int]]) -> None:
+        """Append prefilled rows (each a request, its cache ``[1, heads, n, dim]`` per layer, and n),
+        left-padding them and the rows already here to a common width; one copy per layer."""
+        if not items:
             return
-        cur = self.mask.shape[1]
-        width = max(cur, length)
-        self.layers = [
-            (torch.cat([_left_pad(k, width), _left_pad(nk, width)]), torch.cat([_left_pad(v, width), _left_pad(nv, width)]))
-            for (k, v), (nk, nv) in zip(self.layers, layers)
-        ]
-        old_mask = torch.nn.functional.pad(self.mask, (width - cur, 0))
-        new_mask = torch.nn.functional.pad(torch.ones(1, length, dtype=torch.long), (width - length, 0))
-        self.mask = torch.cat([old_mask, new_mask])
-        self.positions = torch.cat([self.positions, torch.tensor([length], dtype=torch.long)])
-        self.rows.append(request)
+        width = max(self.length, *(n for _, _, n in items))
+        shift = width - self.length  # existing rows move right when a new row is longer
+        old_rows, rows = len(self.rows), len(self.rows) + len(items)
+        new_layers = []
+        for i in range(len(items[0][1])):
+            k0, v0 = items[0][1][i]
+            kbuf = k0.new_zeros(rows, k0.shape[1], width + 64, k0.shape[3])
+            vbuf = v0.new_zeros(rows, v0.shape[1], width + 64, v0.shape[3])
+            if old_rows:
+                kbuf[:old_rows, :, shift:width] = self.layers[i].keys
+                vbuf[:old_rows, :, shift:width] = self.layers[i].values
+            for j, (_, layers, n) in enumerate(items, old_rows):
+                kbuf[j, :, width - n:width] = layers[i][0][0]
+                vbuf[j, :, width - n:width] = layers[i][1][0]
+            new_layers.append(_BufferLayer(kbuf, vbuf, width))
+        self.layers = new_layers
+        mask = torch.zeros(rows, width, dtype=torch.long)
+        if old_rows:
+            mask[:old_rows, shift:] = self.mask
+        for j, (_, _, n) in enumerate(items, old_rows):
+            mask[j, width - n:] = 1
+        self.mask = mask
+        self.positions = torch.cat([self.positions, torch.tensor([n for _, _, n in items], dtype=torch.long)])
+        self.length = width
+        self.rows.extend(request for request, _, _ in items)
 
     def keep(self, keep: list[int]) -> None:
         """Keep only the rows at these indices, and drop columns that are padding in every row."""
@@ -236,17 +309,14 @@ class _Batch:
         mask = self.mask.index_select(0, index)
         first = int(mask.any(0).long().argmax())  # first column some row uses
         self.mask = mask[:, first:]
-        self.layers = [(k.index_select(0, index)[:, :, first:], v.index_select(0, index)[:, :, first:])
-                       for k, v in self.layers]
+        width = self.length - first
+        self.layers = [_BufferLayer(_with_capacity(layer.kbuf.index_select(0, index)[:, :, first:], width, width + 64),
+                                    _with_capacity(layer.vbuf.index_select(0, index)[:, :, first:], width, width + 64),
+                                    width)
+                       for layer in self.layers]
+        self.length = width
         self.positions = self.positions.index_select(0, index)
         self.rows = [self.rows[i] for i in keep]
-
-
-def _left_pad(t: torch.Tensor, width: int) -> torch.Tensor:
-    missing = width - t.shape[2]
-    if missing <= 0:
-        return t
-    return torch.nn.functional.pad(t, (0, 0, missing, 0))
 
 
 class BatchedEngine:
@@ -263,13 +333,14 @@ class BatchedEngine:
         adapters: Mapping[str, str | Path] | None = None,
         base_name: str | None = None,
         dtype: str = "auto",
-        max_batch_size: int = 16,
+        max_batch_size: int = 32,
         max_queue: int = 256,
         context_len: int | None = None,
         stream_interval: int = 2,
         prefix_cache_tokens: int = 16384,
         threads: int | None = None,
         prefill_budget: int = 2048,
+        admit_wait_s: float = 0.25,
     ) -> None:
         from transformers import AutoModelForCausalLM, AutoTokenizer
 
@@ -280,11 +351,13 @@ class BatchedEngine:
         self.max_queue = max(1, int(max_queue))
         self.stream_interval = max(1, int(stream_interval))
         self.prefill_budget = max(1, int(prefill_budget))  # padded prompt tokens prefilled in one forward
+        self.admit_wait_s = admit_wait_s
         self.threads = threads or _available_cores()
         torch.set_num_threads(self.threads)
         self.tokenizer = AutoTokenizer.from_pretrained(self.model_path)
         model = AutoModelForCausalLM.from_pretrained(self.model_path, dtype=self.dtype)
         self.adapters = {name: Path(path) for name, path in (adapters or {}).items()}
+        self.row_adapters: RowAdapters | None = None
         if self.base_name in self.adapters:
             raise ValueError(f"an adapter may not be named {self.base_name!r}: that is the base model's name")
         if self.adapters:
@@ -294,8 +367,12 @@ class BatchedEngine:
             model = PeftModel.from_pretrained(model, str(self.adapters[names[0]]), adapter_name=names[0])
             for name in names[1:]:
                 model.load_adapter(str(self.adapters[name]), adapter_name=name)
+            self.row_adapters = install_stacked_lora(model, names)
         self.model = model.eval()
         config = model.config
+        # prompts: the model's own attention (SDPA); single-token decoding steps: plain matmul attention,
+        # which is faster for one query row on CPU (measured: 81 vs 126 ms per bf16 step at batch 16)
+        self.decode_attention = "eager"
         if context_len is None:
             from fastchat.utils import get_context_length
 
@@ -307,7 +384,9 @@ class BatchedEngine:
         self._thread: threading.Thread | None = None
         self._stop = threading.Event()
         self._wake = threading.Event()
-        self.stats = {"steps": 0, "batched_rows": 0, "prefills": 0, "prefill_tokens": 0, "generated_tokens": 0}
+        self.stats: dict[str, float] = {"steps": 0, "batched_rows": 0, "prefills": 0, "prefill_tokens": 0,
+                                        "generated_tokens": 0, "prefill_forwards": 0, "prefill_s": 0.0,
+                                        "decode_s": 0.0}
 
     # -- public ------------------------------------------------------------------------
     @property
@@ -390,19 +469,42 @@ class BatchedEngine:
         with torch.inference_mode():
             while not self._stop.is_set():
                 self._drop_finished()
-                admitted = self._admit()
+                admitted = False
+                if self._admission_due():
+                    start = time.perf_counter()
+                    admitted = self._admit()
+                    self.stats["prefill_s"] += time.perf_counter() - start
                 if len(self._batch) == 0:
                     if not admitted:
                         self._wake.wait(timeout=0.5)
                         self._wake.clear()
                     continue
+                start = time.perf_counter()
                 try:
                     self._decode_step()
+                    self.stats["decode_s"] += time.perf_counter() - start
                 except Exception as err:  # noqa: BLE001 - fail the rows, keep serving
                     log.exception("decoding step failed")
                     for row in self._batch.rows:
                         self._fail(row, ERROR_INTERNAL, f"decoding failed: {err}")
                     self._batch = _Batch()
+
+    def _admission_due(self) -> bool:
+        """Whether to prefill waiting requests now.
+
+        A prefill forward costs about as much as a decoding step however few prompts it holds,
+        so while rows are decoding, arrivals are gathered until a quarter of the free rows
+        are waiting or the oldest has waited ``admit_wait_s``; an idle engine admits at once.
+        """
+        with self._waiting.mutex:
+            waiting = len(self._waiting.queue)
+            oldest = self._waiting.queue[0].submitted if waiting else None
+        if oldest is None:
+            return False
+        free = self.max_batch_size - len(self._batch)
+        if len(self._batch) == 0 or free <= 0:
+            return free > 0
+        return waiting >= max(1, free // 4) or time.monotonic() - oldest >= self.admit_wait_s
 
     def _admit(self) -> bool:
         """Prefill waiting requests while there is room in the batch; True if any was admitted."""
@@ -417,13 +519,13 @@ class BatchedEngine:
             prepared = self._prepare(request)
             if prepared is not None:
                 ready.append(prepared)
-        # prompts without a reusable prefix are prefilled together, up to a padded-token budget
-        fresh = sorted((r for r in ready if r[2] is None), key=lambda r: len(r[0].input_ids))
-        groups: list[list] = [[r] for r in ready if r[2] is not None]
+        # prompts are prefilled together, up to a budget of padded new tokens per forward
+        ready.sort(key=lambda r: len(r[0].input_ids) - r[3])
+        groups: list[list] = []
         group: list = []
-        for item in fresh:
-            longest = len(item[0].input_ids)
-            if group and longest * (len(group) + 1) > self.prefill_budget:
+        for item in ready:
+            widest = len(item[0].input_ids) - item[3]
+            if group and widest * (len(group) + 1) > self.prefill_budget:
                 groups.append(group)
                 group = []
             group.append(item)
@@ -446,8 +548,20 @@ class BatchedEngine:
         from transformers import DynamicCache
 
         cache = DynamicCache.from_legacy_cache(tuple(layers)) if layers else DynamicCache()
-        extra = {"adapter_names": adapters} if self.adapters else {}
-        return self.model(input_ids=input_ids, past_key_values=cache, use_cache=True, **extra, **kwargs)
+        if self.row_adapters is not None:
+            self.row_adapters.set(adapters)
+        return self.model(input_ids=input_ids, past_key_values=cache, use_cache=True, **kwargs)
+
+    @contextmanager
+    def _attention(self, implementation: str) -> Iterator[None]:
+        """Run the model with another attention implementation (read by each layer at call time)."""
+        config = self.model.config
+        before = config._attn_implementation
+        config._attn_implementation = implementation
+        try:
+            yield
+        finally:
+            config._attn_implementation = before
 
     def _prepare(self, request: Request) -> tuple[Request, _Settings, _PrefixEntry | None, int] | None:
         """Tokenize (keeping the prompt's tail, as FastChat does) and look up a reusable prefix."""
@@ -469,27 +583,54 @@ class BatchedEngine:
         return request, s, entry, reuse
 
     def _prefill(self, group: list[tuple[Request, _Settings, _PrefixEntry | None, int]]) -> None:
-        """Run the prompts of ``group`` (one with a reused prefix, or several fresh ones, left-padded)."""
+        """Run the prompts of ``group`` in one forward.
+
+        Row b reuses ``r_b`` cached prefix tokens and computes its ``n_b`` new ones. Cached
+        prefixes are left-padded to the longest (``R`` columns), new tokens to the widest
+        (``W`` columns) after them; the attention mask hides the padding, and position ids
+        count real tokens only.
+        """
+        prior_len = max(reuse for *_, reuse in group)
         width = max(len(r.input_ids) - reuse for r, _, _, reuse in group)
+        rows = len(group)
         need_logprobs = any(s.logprobs is not None for _, s, _, _ in group)
-        tokens = torch.zeros(len(group), width, dtype=torch.long)
-        mask = torch.zeros(len(group), width, dtype=torch.long)
+        tokens = torch.zeros(rows, width, dtype=torch.long)
+        mask = torch.zeros(rows, prior_len + width, dtype=torch.long)
+        positions = torch.zeros(rows, width, dtype=torch.long)
         for b, (r, _, _, reuse) in enumerate(group):
             new = r.input_ids[reuse:]
             tokens[b, width - len(new):] = torch.tensor(new)
-            mask[b, width - len(new):] = 1
-        entry, reuse = group[0][2], group[0][3]
-        prior = [(k[:, :, :reuse], v[:, :, :reuse]) for k, v in entry.layers] if entry else None
+            mask[b, prior_len - reuse:prior_len] = 1
+            mask[b, prior_len + width - len(new):] = 1
+            positions[b, width - len(new):] = torch.arange(reuse, reuse + len(new))
+        prior = None
+        if prior_len:
+            prior = []
+            for i, (k0, v0) in enumerate(next(e for _, _, e, _ in group if e is not None).layers):
+                k = k0.new_zeros(rows, k0.shape[1], prior_len, k0.shape[3])
+                v = v0.new_zeros(rows, v0.shape[1], prior_len, v0.shape[3])
+                for b, (_, _, entry, reuse) in enumerate(group):
+                    if entry is not None and reuse:
+                        k[b, :, prior_len - reuse:] = entry.layers[i][0][0, :, :reuse]
+                        v[b, :, prior_len - reuse:] = entry.layers[i][1][0, :, :reuse]
+                prior.append((k, v))
         kwargs: dict[str, Any] = {} if need_logprobs else {"logits_to_keep": 1}
-        if len(group) > 1:
-            kwargs.update(attention_mask=mask, position_ids=(mask.cumsum(1) - 1).clamp(min=0))
+        if rows > 1 or prior_len:
+            kwargs.update(attention_mask=mask, position_ids=positions)
         out = self._forward(tokens, prior, [r.adapter for r, *_ in group], **kwargs)
+        self.stats["prefill_forwards"] += 1
         layers_all = [tuple(t) for t in out.past_key_values.to_legacy_cache()]
+        joining = []
         for b, (request, s, entry, reuse) in enumerate(group):
             n = len(request.input_ids)
-            pad = width - (n - reuse)
-            layers = [(k[b:b + 1, :, pad:], v[b:b + 1, :, pad:]) for k, v in layers_all] if len(group) > 1 else layers_all
-            logits = out.logits[b, pad:] if need_logprobs else out.logits[b]
+            start = prior_len + width - (n - reuse)
+            if rows == 1 and not prior_len:
+                layers = layers_all
+            else:
+                layers = [(torch.cat([k[b:b + 1, :, prior_len - reuse:prior_len], k[b:b + 1, :, start:]], dim=2),
+                           torch.cat([v[b:b + 1, :, prior_len - reuse:prior_len], v[b:b + 1, :, start:]], dim=2))
+                          for k, v in layers_all]
+            logits = out.logits[b, width - (n - reuse):] if need_logprobs else out.logits[b]
             prompt_logprobs: list[float | None] | None = None
             if s.logprobs is not None:
                 head = entry.logprobs[: reuse + 1] if entry else [None]  # type: ignore[index]
@@ -504,15 +645,21 @@ class BatchedEngine:
             self.stats["prefill_tokens"] += n - reuse
             self._take_token(request, s, logits[-1])
             if not request.done:
-                self._batch.add(request, layers, n)
+                joining.append((request, layers, n))
+        self._batch.add(joining)
 
     def _decode_step(self) -> None:
         batch = self._batch
         tokens = torch.tensor([[row.output_ids[-1]] for row in batch.rows])
         mask = torch.cat([batch.mask, torch.ones(len(batch), 1, dtype=torch.long)], dim=1)
-        out = self._forward(tokens, batch.layers, [row.adapter for row in batch.rows],
-                            attention_mask=mask, position_ids=batch.positions.unsqueeze(1))
-        batch.layers = [tuple(t) for t in out.past_key_values.to_legacy_cache()]
+        if self.row_adapters is not None:
+            self.row_adapters.set([row.adapter for row in batch.rows])
+        # the additive 4D mask is handed to the attention as it is (no per-step mask building)
+        additive = (1 - mask[:, None, None, :]).to(self.dtype) * torch.finfo(self.dtype).min
+        with self._attention(self.decode_attention):
+            out = self.model(input_ids=tokens, past_key_values=batch.cache(), use_cache=True, attention_mask=additive,
+                             position_ids=batch.positions.unsqueeze(1))
+        batch.length += 1
         batch.mask = mask
         batch.positions = batch.positions + 1
         self.stats["steps"] += 1
@@ -597,6 +744,79 @@ class BatchedEngine:
             "usage": {"prompt_tokens": prompt, "completion_tokens": row.step, "total_tokens": prompt + row.step},
             "finish_reason": finish_reason,
         }
+
+
+class RowAdapters:
+    """Which adapter each row of the next forward uses (index into the stacked adapters; 0: none)."""
+
+    def __init__(self, order: list[str]) -> None:
+        self.position = {name: i for i, name in enumerate(order)}
+        self.index = torch.zeros(0, dtype=torch.long)
+        self.uniform: int | None = 0  # every row uses this one adapter (None: mixed)
+
+    def set(self, names: list[str]) -> None:
+        ids = [self.position[name] for name in names]
+        self.index = torch.tensor(ids)
+        self.uniform = ids[0] if len(set(ids)) == 1 else None
+
+
+def install_stacked_lora(model: Any, adapter_names: list[str]) -> RowAdapters:
+    """Replace the forward of every plain LoRA linear layer by one that applies each row's adapter
+    with batched matrix products over stacked adapter weights; return the row selector to set
+    before each forward.
+
+    peft's mixed-batch forward (``adapter_names=[...]``) installs hooks on every LoRA layer for
+    each call and loops over the adapters present in the batch, slicing the rows of each; with
+    three adapters and the base model in one batch that costs about as much as the base model
+    itself (measured: 225 → 109 tokens/s at batch 32). Here the adapters' ``A`` and ``B``
+    matrices are stacked once (index 0, the base model, is all zeros; smaller ranks are
+    zero-padded) and the update is ``(x·A)·B·scaling`` in the adapters' dtype, the same
+    sequence of products as peft's: rows of the base model get no update at all, a batch of
+    one adapter uses its matrices directly, a mixed batch gathers each row's. Layers with a
+    LoRA variant (DoRA and the like) are not supported.
+    """
+    import types
+
+    from peft.tuners.lora.layer import Linear as LoraLinear
+
+    order = [BASE_ADAPTER, *adapter_names]
+    rows = RowAdapters(order)
+    for module in model.modules():
+        if not isinstance(module, LoraLinear) or not module.lora_A:
+            continue
+        if module.lora_variant:
+            raise ValueError(f"LoRA variants ({', '.join(module.lora_variant)}) are not served by the batched engine; "
+                             "use --engine stock")
+        first = next(iter(module.lora_A.values())).weight
+        rank = max(layer.weight.shape[0] for layer in module.lora_A.values())
+        out_features = next(iter(module.lora_B.values())).weight.shape[0]
+        a = first.new_zeros(len(order), first.shape[1], rank)
+        b = first.new_zeros(len(order), rank, out_features)
+        scale = first.new_zeros(len(order))
+        present = torch.zeros(len(order), dtype=torch.bool)
+        for name, layer in module.lora_A.items():
+            i, r = rows.position[name], layer.weight.shape[0]
+            a[i, :, :r] = layer.weight.detach().T
+            b[i, :r, :] = module.lora_B[name].weight.detach().T
+            scale[i] = module.scaling[name]
+            present[i] = True
+        module._autoact_stacked = (a, b, scale, present, rows)
+        module.forward = types.MethodType(_stacked_forward, module)
+    return rows
+
+
+def _stacked_forward(self: Any, x: torch.Tensor, *args: Any, **kwargs: Any) -> torch.Tensor:
+    result = self.base_layer(x, *args, **kwargs)
+    a, b, scale, present, rows = self._autoact_stacked
+    if rows.uniform is not None:
+        if not present[rows.uniform]:
+            return result  # the base model (or an adapter without this layer): no update
+        i = rows.uniform
+        update = torch.matmul(torch.matmul(x.to(a.dtype), a[i]), b[i]) * scale[i]
+    else:
+        index = rows.index
+        update = torch.bmm(torch.bmm(x.to(a.dtype), a[index]), b[index]) * scale[index].view(-1, 1, 1)
+    return result + update.to(result.dtype)
 
 
 def _available_cores() -> int:

@@ -167,7 +167,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--conv-template", default=None)
     parser.add_argument("--dtype", default="auto", choices=["auto", "bfloat16", "float32"],
                         help="weights and activations (auto: bf16 where the CPU has bf16 instructions)")
-    parser.add_argument("--max-batch-size", type=int, default=16, help="rows decoded together at most")
+    parser.add_argument("--max-batch-size", type=int, default=32, help="rows decoded together at most")
     parser.add_argument("--max-queue", type=int, default=256,
                         help="requests queued or running at most; more are refused with an error")
     parser.add_argument("--context-len", type=int, default=None, help="default: the model's")
@@ -201,7 +201,10 @@ def main(argv: Sequence[str] | None = None) -> None:
     app = create_app(engine, args.conv_template)
     address = args.worker_address or f"http://{args.host}:{args.port}"
     ControllerLink(args.controller_address, address, app.state.status).start()
-    uvicorn.run(app, host=args.host, port=args.port, log_level="warning")
+    try:
+        uvicorn.run(app, host=args.host, port=args.port, log_level="warning")
+    finally:
+        engine.stop()  # let the engine thread leave its forward pass before the interpreter exits
 
 
 if __name__ == "__main__":

@@ -63,7 +63,7 @@ def add_engine_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--dtype", choices=["auto", "bfloat16", "float32"], default="auto",
                         help="batched engine: weights and activations (auto: bf16 where the CPU has bf16 "
                              "instructions, else fp32)")
-    parser.add_argument("--max-batch-size", type=int, default=16,
+    parser.add_argument("--max-batch-size", type=int, default=32,
                         help="batched engine: rows decoded together at most")
 
 

@@ -111,7 +111,7 @@ class FastChatStack:
         adapters: Mapping[str, Path] | None = None,
         engine: str = "batched",
         dtype: str = "auto",
-        max_batch_size: int = 16,
+        max_batch_size: int = 32,
     ) -> None:
         if api_key is not None and (not api_key.strip() or "," in api_key):
             raise ConfigError("the API key must be non-empty and contain no comma")
