@@ -12,6 +12,13 @@ minute, generated tokens per second (the API's usage counts), each role's reques
 
 from __future__ import annotations
 
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+if sys.path and Path(sys.path[0] or ".").resolve() == ROOT / "benchmarks":
+    sys.path[0] = str(ROOT)  # run as a script: benchmarks/serving.py and training.py must not shadow packages
+
 import argparse
 import json
 import os
@@ -20,7 +27,6 @@ import tempfile
 import threading
 import time
 from contextlib import ExitStack
-from pathlib import Path
 from typing import Any, Sequence
 
 from rich.console import Console

@@ -9,6 +9,13 @@ one-token requests for prompts of several lengths. Prints a table.
 
 from __future__ import annotations
 
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+if sys.path and Path(sys.path[0] or ".").resolve() == ROOT / "benchmarks":
+    sys.path[0] = str(ROOT)  # run as a script: benchmarks/serving.py and training.py must not shadow packages
+
 import argparse
 import os
 import platform

@@ -23,7 +23,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 if sys.path and Path(sys.path[0] or ".").resolve() == ROOT / "benchmarks":
-    sys.path[0] = str(ROOT)  # run as a script: this file must not shadow the `training` package
+    sys.path[0] = str(ROOT)  # run as a script: benchmarks/serving.py and training.py must not shadow packages
 
 import argparse
 import json
