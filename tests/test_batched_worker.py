@@ -96,7 +96,10 @@ def test_arrival_order_does_not_change_outputs(engine):
         boxes.append(box)
         time.sleep(0.01)
     staggered = [box.get(timeout=120) for box in boxes]
-    strip = lambda outs: [(o["text"], o["usage"], o["finish_reason"]) for o in outs]  # noqa: E731
+
+    def strip(outs: list[dict]) -> list[tuple]:
+        return [(o["text"], o["usage"], o["finish_reason"]) for o in outs]
+
     assert strip(forward) == strip(backward) == strip(staggered)
 
 
