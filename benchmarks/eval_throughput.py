@@ -47,9 +47,9 @@ EVAL_FILES = {"hotpotqa": DATA / "hotpotqa" / "easy.jsonl", "scienceqa": DATA / 
 
 
 class TimedModel:
-    """Wraps a role's model: records each request's latency and the characters it generated."""
+    """Wraps a role's model: records each request's latency (tokens come from the API's usage counts)."""
 
-    def __init__(self, model: Any, role: str, sink: list[tuple[str, float, int]], lock: threading.Lock) -> None:
+    def __init__(self, model: Any, role: str, sink: list[tuple[str, float]], lock: threading.Lock) -> None:
         self._model, self._role, self._sink, self._lock = model, role, sink, lock
 
     def __getattr__(self, name: str) -> Any:
@@ -58,9 +58,8 @@ class TimedModel:
     def _timed(self, fn: Any, *args: Any, **kw: Any) -> Any:
         start = time.perf_counter()
         out = fn(*args, **kw)
-        chars = len(out) if isinstance(out, str) else 0
         with self._lock:
-            self._sink.append((self._role, time.perf_counter() - start, chars))
+            self._sink.append((self._role, time.perf_counter() - start))
         return out
 
     def generate(self, prompt: str, *, stop: Sequence[str], max_tokens: int) -> str:
@@ -83,7 +82,7 @@ def run_level(task: Any, rows: list[dict], roles: Any, url: str, args: argparse.
     toolbox = build_task_toolbox(task, rows)
     group = build_group(task, toolbox, roles, EndpointConfig(base_url=url), AgentSettings(),
                         Limits(max_steps=args.max_steps), "roles" if args.group else "auto")
-    calls: list[tuple[str, float, int]] = []
+    calls: list[tuple[str, float]] = []
     lock = threading.Lock()
     ctx = group.context
     for role in ("plan", "tool", "reflect"):
@@ -96,7 +95,7 @@ def run_level(task: Any, rows: list[dict], roles: Any, url: str, args: argparse.
         wall = time.perf_counter() - start
         results = [json.loads(line) for line in (Path(tmp) / "results.jsonl").read_text().splitlines() if line]
     tokens = sum(int(u.get("completion_tokens", 0)) for r in results for u in (r.get("tokens") or {}).values())
-    lat = {r: [s for role, s, _ in calls if role == r] for r in ("plan", "tool", "reflect")}
+    lat = {r: [s for role, s in calls if role == r] for r in ("plan", "tool", "reflect")}
     return wall, tokens, lat
 
 

@@ -19,8 +19,6 @@ if sys.path and Path(sys.path[0] or ".").resolve() == ROOT / "benchmarks":
     sys.path[0] = str(ROOT)  # run as a script: benchmarks/serving.py and training.py must not shadow packages
 
 import argparse  # noqa: E402
-import os  # noqa: E402
-import platform  # noqa: E402
 import tempfile  # noqa: E402
 import time  # noqa: E402
 from concurrent.futures import ThreadPoolExecutor  # noqa: E402
@@ -30,6 +28,7 @@ import psutil  # noqa: E402
 from rich.console import Console  # noqa: E402
 from rich.table import Table  # noqa: E402
 
+from benchmarks.training import machine  # noqa: E402
 from serving.adapters import group_adapters  # noqa: E402
 from serving.launcher import FastChatStack, free_port  # noqa: E402
 from serving.model_store import resolve_model  # noqa: E402
@@ -115,19 +114,8 @@ def main() -> None:
     if "stock" in best and "batched" in best:
         console.print(f"best aggregate: batched {best['batched']:.1f} tokens/s vs stock {best['stock']:.1f} "
                       f"tokens/s ({best['batched'] / best['stock']:.1f}×)")
-    console.print(f"machine: {platform.machine()}, {_cpu_model()}, {len(os.sched_getaffinity(0))} cores, "
-                  f"{platform.platform()}; model: {base.name}; stock = FastChat multi_model_worker (fp32, one "
+    console.print(f"machine: {machine()}; model: {base.name}; stock = FastChat multi_model_worker (fp32, one "
                   f"request at a time); batched = serving.batched_worker (dtype {args.dtype}, batch ≤ {max(levels)})")
-
-
-def _cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown CPU"
 
 
 if __name__ == "__main__":

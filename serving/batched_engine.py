@@ -21,7 +21,6 @@ differently); greedy text is what the tests hold equal.
 from __future__ import annotations
 
 import logging
-import os
 import queue
 import threading
 import time
@@ -44,23 +43,22 @@ ERROR_INTERNAL = 50001
 ERROR_INVALID_MODEL = 40301
 
 
+def _cpu_threads() -> int:
+    from training.lora import cpu_threads  # cores this process may use (affinity, cgroup quota)
+
+    return cpu_threads()
+
+
 class EngineOverloaded(RuntimeError):
     """The engine's queue is full; the request was not accepted."""
-
-
-def cpu_supports_bf16() -> bool:
-    """True when this CPU has native bf16 matrix instructions (AVX512-BF16 or AMX-BF16)."""
-    try:
-        flags = Path("/proc/cpuinfo").read_text(encoding="utf-8", errors="replace")
-    except OSError:
-        return False
-    return " avx512_bf16" in flags or " amx_bf16" in flags
 
 
 def resolve_dtype(name: str) -> torch.dtype:
     """``auto`` (bf16 on CPUs with bf16 instructions, else fp32), ``bfloat16`` or ``float32``."""
     if name == "auto":
-        return torch.bfloat16 if cpu_supports_bf16() else torch.float32
+        from training.lora import cpu_bf16_supported
+
+        return torch.bfloat16 if cpu_bf16_supported() else torch.float32
     table = {"bfloat16": torch.bfloat16, "bf16": torch.bfloat16, "float32": torch.float32, "fp32": torch.float32}
     if name not in table:
         raise ValueError(f"unknown dtype {name!r}: use auto, bfloat16 or float32")
@@ -79,6 +77,7 @@ class Request:
     input_ids: list[int] = field(default_factory=list)
     output_ids: list[int] = field(default_factory=list)
     token_logprobs: list[float | None] = field(default_factory=list)
+    settings: _Settings | None = None  # the params read once, when the request is admitted
     step: int = 0
     output: str = ""
     ret_logprobs: dict[str, Any] | None = None
@@ -101,6 +100,7 @@ class _Settings:
     echo: bool
     stop: Any
     stop_token_ids: list[int]
+    processor: Any  # FastChat's logits processors for these settings (empty: raw logits)
 
     @property
     def greedy(self) -> bool:
@@ -109,6 +109,8 @@ class _Settings:
 
 def _settings(params: Mapping[str, Any], eos_token_id: int | None) -> _Settings:
     """Read a request's parameters with FastChat's defaults."""
+    from fastchat.serve.inference import prepare_logits_processor
+
     stop_ids = list(params.get("stop_token_ids") or [])
     if eos_token_id is not None and eos_token_id not in stop_ids:
         stop_ids.append(eos_token_id)
@@ -122,6 +124,9 @@ def _settings(params: Mapping[str, Any], eos_token_id: int | None) -> _Settings:
         echo=bool(params.get("echo", True)),
         stop=params.get("stop", None),
         stop_token_ids=stop_ids,
+        processor=prepare_logits_processor(float(params.get("temperature", 1.0)),
+                                           float(params.get("repetition_penalty", 1.0)),
+                                           float(params.get("top_p", 1.0)), int(params.get("top_k", -1))),
     )
 
 
@@ -357,7 +362,7 @@ class BatchedEngine:
         self.stream_interval = max(1, int(stream_interval))
         self.prefill_budget = max(1, int(prefill_budget))  # padded prompt tokens prefilled in one forward
         self.admit_wait_s = admit_wait_s
-        self.threads = threads or _available_cores()
+        self.threads = threads or _cpu_threads()
         torch.set_num_threads(self.threads)
         self.tokenizer = AutoTokenizer.from_pretrained(self.model_path)
         model = AutoModelForCausalLM.from_pretrained(self.model_path, dtype=self.dtype)
@@ -567,7 +572,7 @@ class BatchedEngine:
     def _prepare(self, request: Request) -> tuple[Request, _Settings, _PrefixEntry | None, int] | None:
         """Tokenize (keeping the prompt's tail, as FastChat does) and look up a reusable prefix."""
         try:
-            s = _settings(request.params, self.tokenizer.eos_token_id)
+            s = request.settings = _settings(request.params, self.tokenizer.eos_token_id)
             ids = self.tokenizer(request.params["prompt"]).input_ids
         except Exception as err:  # noqa: BLE001 - e.g. a missing or non-text prompt
             self._fail(request, ERROR_INTERNAL, f"bad request: {err!r}")
@@ -669,7 +674,7 @@ class BatchedEngine:
         for i, row in enumerate(batch.rows):
             if not row.done and not row.cancelled.is_set():
                 row.step += 1
-                self._take_token(row, _settings(row.params, self.tokenizer.eos_token_id), out.logits[i, -1])
+                self._take_token(row, row.settings, out.logits[i, -1])  # type: ignore[arg-type]
 
     def _drop_finished(self) -> None:
         batch = self._batch
@@ -678,10 +683,8 @@ class BatchedEngine:
 
     def _take_token(self, row: Request, s: _Settings, raw_logits: torch.Tensor) -> None:
         """Choose the row's next token from its last-position logits and emit, as FastChat does."""
-        from fastchat.serve.inference import prepare_logits_processor
-
         raw_logits = raw_logits.float()
-        processor = prepare_logits_processor(s.temperature, s.repetition_penalty, s.top_p, s.top_k)
+        processor = s.processor
         if processor:
             history = torch.as_tensor([row.output_ids]) if s.repetition_penalty > 1.0 else None
             last = processor(history, raw_logits.unsqueeze(0))[0]
@@ -831,13 +834,6 @@ def _token_logprobs(logits: torch.Tensor, ids: list[int], chunk: int = 256) -> l
         picked = part.gather(-1, targets[start:start + chunk]).squeeze(-1)
         out.extend((picked - torch.logsumexp(part, dim=-1)).tolist())
     return out
-
-
-def _available_cores() -> int:
-    try:
-        return max(1, len(os.sched_getaffinity(0)))
-    except AttributeError:  # not Linux
-        return max(1, os.cpu_count() or 1)
 
 
 def run_all(engine: BatchedEngine, requests: Iterable[Mapping[str, Any]], timeout: float = 600) -> list[dict[str, Any]]:
