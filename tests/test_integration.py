@@ -33,7 +33,7 @@ def test_eval_limit_2_writes_rows_and_summary_then_resumes(tiny_stack, tmp_path)
     data = write_rows(tmp_path / "hotpot.jsonl", rows)
     out = tmp_path / "out"
     args = ["eval", "--task", "hotpotqa", "--data", str(data), "--limit", "2", "--out", str(out),
-            "--base-url", tiny_stack.base_url, "--max-steps", "3", "--no-progress"]
+            "--base-url", tiny_stack.base_url, "--max-steps", "3", "--no-progress", "--concurrency", "1"]
     first = autoact(*args)
     assert first.returncode == 0, first.stdout + first.stderr
     results = [json.loads(line) for line in (out / "results.jsonl").read_text().splitlines()]
