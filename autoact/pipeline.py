@@ -403,7 +403,7 @@ def _stage_train(record: RunRecord, preset: Preset, paths: dict[str, Path], base
 
     roles = [r for r in ROLES if files(r)]
     if not roles:
-        record.skipped("train", {"roles": 0}, "differentiation kept no trajectory: the Meta-Agent solved none "
+        record.skipped("train", {"roles": 0}, "differentiation kept no trajectory: synthesis solved none "
                        "of its questions (more questions or a larger preset may keep some)")
         return []
     with record.running("train") as counts:

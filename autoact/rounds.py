@@ -2,8 +2,9 @@
 
 Round 1 is the pipeline as the paper runs it (`autoact.pipeline`). Round r ≥ 2 runs
 the same stages in `WORKDIR/round-r/` with three differences: new questions (none
-asked in an earlier round), synthesis by round r−1's group (its adapters, role
-prompts) instead of the Meta-Agent, and training on every round's kept data so far
+asked in an earlier round), synthesis by the latest round's trained group (its
+adapters, role prompts) instead of the Meta-Agent (while no round has kept a
+trajectory there is no group, and the Meta-Agent synthesizes again), and training on every round's kept data so far
 (from the base model by default, or continuing round r−1's adapters on the new data).
 Each round is resumable like any pipeline run; `rounds.json` and `rounds.md` hold the
 per-round table (synthesis success, kept trajectories and pairs per role, the group's
@@ -53,6 +54,16 @@ def round_row(number: int, workdir: Path, run: dict[str, Any], metric: str) -> d
     }
 
 
+def _latest_group(earlier: list[Path]) -> tuple[int | None, dict[str, Path]]:
+    """The last of `earlier` rounds that trained adapters (its number), and its role → adapter dir."""
+    for number in range(len(earlier), 0, -1):
+        adapters = earlier[number - 1] / "adapters"
+        group = {r: adapters / r for r in ROLES if (adapters / r / "training_args.json").is_file()}
+        if group:
+            return number, group
+    return None, {}
+
+
 def run_rounds(config: PipelineConfig, rounds: RoundsConfig,
                on_stage: Callable[[str], None] | None = None) -> dict[str, Any]:
     """Run (or continue) `rounds.rounds` rounds; one round is exactly `run_pipeline(config)`."""
@@ -70,23 +81,26 @@ def run_rounds(config: PipelineConfig, rounds: RoundsConfig,
     for number in range(1, rounds.rounds + 1):
         workdir = root / f"round-{number}"
         cfg = replace(config, workdir=workdir)
+        synthesizer = "Meta-Agent"
         if number > 1:
-            previous = root / f"round-{number - 1}" / "adapters"
-            group = {r: previous / r for r in ROLES if (previous / r / "training_args.json").is_file()}
-            if not group:
-                stopped = f"round {number - 1} trained no adapter, so there is no group to synthesize round {number}"
-                break
             earlier = [root / f"round-{k}" for k in range(1, number)]
-            cfg = replace(cfg, synth_adapters=group, zero_shot_eval=False,
+            latest, group = _latest_group(earlier)
+            if latest is not None:
+                synthesizer = f"round {latest}'s group"
+            # with no trained group yet (no round kept a trajectory), the Meta-Agent synthesizes again
+            after = earlier[latest:] if latest is not None else earlier
+            cont = rounds.continue_adapters and latest is not None
+            cfg = replace(cfg, synth_adapters=group or None, zero_shot_eval=False,
                           avoid_questions=[d / "questions.jsonl" for d in earlier],
-                          extra_training_data=[] if rounds.continue_adapters else [d / "data" for d in earlier],
-                          init_adapters=previous if rounds.continue_adapters else None)
+                          extra_training_data=[d / "data" for d in (after if cont else earlier)],
+                          init_adapters=root / f"round-{latest}" / "adapters" if cont else None)
         if on_stage:
             on_stage(f"round {number} of {rounds.rounds}")
         run = run_pipeline(cfg, on_stage)
         if number == 1:
             zero_shot = _json(workdir / "eval" / "zero-shot" / "summary.json").get(metric)
         row = round_row(number, workdir, run, metric)
+        row["synthesized_by"] = synthesizer
         prev_score = table[-1]["score"] if table else None
         row["regression"] = (prev_score is not None and row["score"] is not None
                              and row["score"] < prev_score - rounds.regression_margin)
@@ -122,7 +136,7 @@ def _write_markdown(root: Path, data: dict[str, Any]) -> None:
     from evaluation.run_report import new_figure
 
     metric = data["metric"]
-    cols = ["round", "synthesized", "synthesis_success", "kept", "plan_pairs", "tool_pairs", "reflect_pairs",
+    cols = ["round", "synthesized_by", "synthesized", "synthesis_success", "kept", "plan_pairs", "tool_pairs", "reflect_pairs",
             "valid_action_rate", "finish_rate", "score", "regression"]
     lines = [f"# Self-improvement rounds ({data['task']}, preset {data['preset']})", "",
              f"Task metric: {metric} (percent). Meta-Agent zero-shot: {_cell(data['zero_shot'])}. "

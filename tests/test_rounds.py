@@ -19,9 +19,15 @@ from autoact.rounds import RoundsConfig, run_rounds
 SCORES = {1: 40.0, 2: 55.0, 3: 30.0, 4: 60.0}  # round 3 regresses
 
 
+class Seen(list):
+    """The configs the fake pipeline was given; rounds in `barren` keep no trajectory (no adapters, no eval)."""
+
+    barren: set[int] = set()
+
+
 @pytest.fixture
 def fake_rounds(monkeypatch):
-    seen: list[PipelineConfig] = []
+    seen = Seen()
 
     def fake_pipeline(config: PipelineConfig, on_stage=None):
         seen.append(config)
@@ -29,6 +35,9 @@ def fake_rounds(monkeypatch):
         number = int(work.name.split("-")[1])
         (work / "data").mkdir(parents=True, exist_ok=True)
         (work / "questions.jsonl").write_text(json.dumps({"id": f"q{number}", "question": f"Q{number}?"}) + "\n")
+        if number in seen.barren:
+            (work / "data" / "stats.json").write_text(json.dumps({"kept": 0, "roles": {}}))
+            return {"stages": [{"name": "synthesize", "counts": {"trajectories": 8, "correct": 0.0}}]}
         (work / "data" / "stats.json").write_text(json.dumps(
             {"kept": number, "roles": {"plan": {"pairs": 2 * number}, "tool": {"pairs": number},
                                        "reflect": {"pairs": 0}}}))
@@ -65,7 +74,7 @@ def test_each_round_after_the_first_uses_the_previous_group_and_new_questions(fa
     assert data["zero_shot"] == 25.0 and data["best_round"] == 2 and data["stopped"] == ""
     assert data["best_adapters"] == str(tmp_path / "round-2" / "adapters")
     text = (tmp_path / "rounds.md").read_text()
-    assert "| 2 | 8 | 20.0 | 2 | 4 | 2 | 0 | 100.0 | 92.0 | 55.0 | False |" in text
+    assert "| 2 | round 1's group | 8 | 20.0 | 2 | 4 | 2 | 0 | 100.0 | 92.0 | 55.0 | False |" in text
     assert (tmp_path / "rounds.png").read_bytes().startswith(b"\x89PNG")
     assert json.loads((tmp_path / "rounds.json").read_text())["best_round"] == 2
 
@@ -77,6 +86,29 @@ def test_stop_on_regression_ends_the_loop_and_keeps_the_best_round(fake_rounds, 
     assert data["best_round"] == 2
     third = fake_rounds[2]
     assert third.init_adapters == tmp_path / "round-2" / "adapters" and third.extra_training_data == []
+
+
+@pytest.mark.parametrize("continue_adapters", [False, True])
+def test_rounds_without_a_group_synthesize_again_with_the_meta_agent(fake_rounds, tmp_path, continue_adapters):
+    fake_rounds.barren = {1, 2}  # rounds 1 and 2 keep nothing; round 3 trains the first group
+    config = PipelineConfig(task="scienceqa", workdir=tmp_path)
+    data = run_rounds(config, RoundsConfig(rounds=4, continue_adapters=continue_adapters))
+    assert len(fake_rounds) == 4 and data["stopped"] == ""
+    second, third, fourth = fake_rounds[1:]
+    assert second.synth_adapters is None and third.synth_adapters is None
+    assert third.avoid_questions == [tmp_path / "round-1" / "questions.jsonl", tmp_path / "round-2" / "questions.jsonl"]
+    assert third.extra_training_data == [tmp_path / "round-1" / "data", tmp_path / "round-2" / "data"]
+    assert third.init_adapters is None
+    assert fourth.synth_adapters == {"plan": tmp_path / "round-3" / "adapters" / "plan",
+                                     "tool": tmp_path / "round-3" / "adapters" / "tool"}
+    if continue_adapters:  # round 4 continues round 3's adapters; rounds 1-3's data is already in them
+        assert fourth.init_adapters == tmp_path / "round-3" / "adapters" and fourth.extra_training_data == []
+    else:
+        assert fourth.init_adapters is None and len(fourth.extra_training_data) == 3
+    assert [r["synthesized_by"] for r in data["table"]] == ["Meta-Agent", "Meta-Agent", "Meta-Agent",
+                                                             "round 3's group"]
+    assert [r["kept"] for r in data["table"]] == [0, 0, 3, 4] and data["best_round"] == 4
+    assert "round 3's group" in (tmp_path / "rounds.md").read_text()
 
 
 def test_one_round_is_the_plain_pipeline_and_zero_rounds_are_refused(monkeypatch, tmp_path):
