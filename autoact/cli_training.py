@@ -65,7 +65,7 @@ def cmd_self_instruct(args: argparse.Namespace) -> int:
     corpus = read_rows(args.corpus, get_task("hotpotqa")) if args.corpus else None
     config = SelfInstructConfig(task=args.task, n=args.n, per_round=args.per_round, seed=args.seed,
                                 max_empty_rounds=args.max_empty_rounds, grounded=corpus is not None,
-                                answer_by=args.answer_by)
+                                answer_by=args.answer_by, concurrency=args.concurrency)
     report = run_self_instruct(meta_agent(args, temperature=args.temperature), args.task, args.seeds, args.out,
                                config, corpus_rows=corpus, progress=not args.no_progress)
     console.print(f"{report.total} examples in {report.out_path} ({report.accepted} new this run, "
@@ -290,6 +290,8 @@ def add_training_parsers(sub: argparse._SubParsersAction) -> None:
                          "answer among the pages' spans by likelihood; 'generate' has it write the answers too. "
                          "ScienceQA: 'score' fills in one field at a time and scores the answer among the options; "
                          "'generate' has the model write whole examples")
+    si.add_argument("--concurrency", type=int, default=8,
+                    help="rounds generated at once (the batched worker decodes them together)")
     si.add_argument("--no-progress", action="store_true", help="no progress bar")
     _endpoint_options(si)
     si.set_defaults(func=cmd_self_instruct)

@@ -368,7 +368,7 @@ def _stage_self_instruct(record: RunRecord, config: PipelineConfig, preset: Pres
     with record.running("self-instruct") as counts:
         corpus = read_rows(config.eval_file, task) if task.name == "hotpotqa" and preset.grounded else None
         si = SelfInstructConfig(task=task.name, n=preset.n_questions, per_round=preset.per_round,
-                                grounded=corpus is not None)
+                                grounded=corpus is not None, concurrency=preset.concurrency)
         report = run_self_instruct(endpoint(url, model_name, preset.temperature), task.name, seeds,
                                    paths["questions"], si, corpus_rows=corpus, progress=config.progress, avoid=avoid)
         counts.update(questions=report.total, rounds=report.rounds, rejected=sum(report.rejected.values()))

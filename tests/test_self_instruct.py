@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -286,6 +288,36 @@ def test_empty_rounds_stop_with_a_clear_error(tmp_path):
     message = str(err.value)
     assert "3 rounds in a row" in message and "1/5 rows" in message and "I am not sure what you mean." in message
     assert err.value.report.accepted == 1 and len(read_out(out)) == 1
+
+
+class SlowModel:
+    """Thread-safe scripted generations that take a while; records how many calls overlapped."""
+
+    def __init__(self, generations: list[str]) -> None:
+        self.generations, self.lock = list(generations), threading.Lock()
+        self.running = self.most_running = 0
+
+    def generate(self, prompt: str, stop=None, max_tokens: int = 0) -> str:
+        with self.lock:
+            self.running += 1
+            self.most_running = max(self.most_running, self.running)
+            text = self.generations.pop(0) if self.generations else "nothing"
+        time.sleep(0.05)
+        with self.lock:
+            self.running -= 1
+        return text
+
+
+def test_concurrent_rounds_overlap_and_keep_the_file_in_order(tmp_path):
+    out = tmp_path / "si.jsonl"
+    model = SlowModel(rounds([0, 1, 2], [3, 4, 5], [6, 7, 8], [9, 10, 11]))
+    report = run_self_instruct(model, "hotpotqa", HOTPOT_SEEDS, out, SelfInstructConfig(n=9, concurrency=3),
+                               progress=False)
+    rows = read_out(out)
+    assert model.most_running == 3
+    assert [r["id"] for r in rows] == [f"si-hotpotqa-0000{i}" for i in range(9)]
+    assert {r["question"] for r in rows} == {QUESTIONS[i][0] for i in range(9)}
+    assert report.accepted == 9 and report.rounds == 3  # rounds whose results were used
 
 
 def test_deterministic_given_seed(tmp_path):

@@ -27,7 +27,8 @@ import json
 import logging
 import random
 import re
-from collections import Counter
+from collections import Counter, deque
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping, Sequence
@@ -88,12 +89,25 @@ class SelfInstructConfig:
                 "the shown pages by the model's likelihood; 'generate' has the model write the answer too. "
                 "ScienceQA: 'score' fills in one field at a time and scores the answer among the options; "
                 "'generate' has the model write whole examples. Ungrounded HotpotQA always generates", "choices": ("generate", "score")})
+    concurrency: int = field(default=1, metadata={
+        "help": "rounds generated at once (a batching server decodes them together); rows are still taken "
+                "in round order"})
     max_candidates: int = field(default=20, metadata={
         "help": "most candidate answer spans scored per question (answer_by='score')"})
     answer_norm: str = field(default="char", metadata={
         "help": "length normalisation of candidate scores (answer_by='score'): 'char' divides the "
                 "log-likelihood by the span's length in characters; 'none' uses the scores as the model "
                 "returns them (for a model that already returns a per-token mean)", "choices": ("char", "none")})
+
+
+@dataclass
+class _Round:
+    """One round's prompt and (grounded mode) the pages it shows."""
+
+    prompt: str
+    ground: Grounding | None = None
+    pages: dict[str, list[str]] = field(default_factory=dict)
+    shown_pages: list[tuple[str, str]] = field(default_factory=list)
 
 
 @dataclass
@@ -236,80 +250,95 @@ def run_self_instruct(model: CompletionModel, task_name: str, seeds_path: str | 
     if len(generated) >= config.n:
         report.stopped_reason = f"{out} already holds {len(generated)} rows (n={config.n})"
         return report
+    started = 0  # rounds prepared so far
+
+    def prepare() -> _Round:
+        """The next round's prompt and grounding (main thread: the rng's order stays reproducible)."""
+        nonlocal started
+        started += 1
+        shown = [*seeds, *rng.sample(generated, min(config.examples_shown, len(generated)))]
+        rng.shuffle(shown)
+        if groundings:
+            ground = groundings[(started - 1) % len(groundings)]
+            pages = {t: list(s) for t, s in corpus_rows[ground.row]["context"]}  # type: ignore[index]
+            shown_pages = [(t, page_text(pages[t], config.max_page_chars)) for t in ground.titles]
+            return _Round(build_prompt(name, shown, per_call, shown_pages, ground.kind, ground.what,
+                                       questions_only=scored), ground, pages, shown_pages)
+        return _Round(build_prompt(name, shown, 1 if guided else per_call))
+
+    def generate(r: _Round) -> tuple[str, list[dict[str, Any] | str]]:
+        """The round's model calls (worker thread): its raw text and its items or rejection reasons."""
+        if guided:
+            items = [guided_scienceqa_item(model, r.prompt, config.answer_norm)  # type: ignore[arg-type]
+                     for _ in range(per_call)]
+            return " | ".join(i if isinstance(i, str) else i["question"] for i in items), items
+        text = model.generate(r.prompt, stop=[], max_tokens=budget)
+        truncated = len(text) >= 3 * budget
+        if r.ground is not None and scored:
+            return text, _scored_items(model, CUE + text, truncated, r.shown_pages, r.ground.kind, config, index)
+        return text, read_items(CUE + text, name, truncated=truncated, max_answer_words=config.max_answer_words)
+
     empty_rounds = 0
     bar = tqdm(total=config.n, initial=len(generated), desc=f"self-instruct {name}", unit="row",
                disable=not progress)
-    with bar, out.open("a", encoding="utf-8") as f:
-        while len(generated) < config.n:
-            report.rounds += 1
-            shown = [*seeds, *rng.sample(generated, min(config.examples_shown, len(generated)))]
-            rng.shuffle(shown)
-            ground: Grounding | None = None
-            pages: dict[str, list[str]] = {}
-            if groundings:
-                ground = groundings[(report.rounds - 1) % len(groundings)]
-                pages = {t: list(s) for t, s in corpus_rows[ground.row]["context"]}  # type: ignore[index]
-                shown_pages = [(t, page_text(pages[t], config.max_page_chars)) for t in ground.titles]
-                prompt = build_prompt(name, shown, per_call, shown_pages, ground.kind, ground.what,
-                                      questions_only=scored)
-            elif guided:
-                prompt = build_prompt(name, shown, 1)
-            else:
-                prompt = build_prompt(name, shown, per_call)
-            items: list[dict[str, Any] | str]
-            if guided:
-                items = [guided_scienceqa_item(model, prompt, config.answer_norm)  # type: ignore[arg-type]
-                         for _ in range(per_call)]
-                text = " | ".join(i if isinstance(i, str) else i["question"] for i in items)
-            else:
-                text = model.generate(prompt, stop=[], max_tokens=budget)
-                truncated = len(text) >= 3 * budget
-                if ground is not None and scored:
-                    items = _scored_items(model, CUE + text, truncated, shown_pages, ground.kind, config, index)
-                else:
-                    items = read_items(CUE + text, name, truncated=truncated,
-                                       max_answer_words=config.max_answer_words)
-            added = 0
-            for item in items:
-                if isinstance(item, str):
-                    report.rejected[item] += 1
-                    continue
-                if ground is not None and not answer_supported(
-                        item["answer"], " ".join(" ".join(pages[t]) for t in ground.titles)):
-                    report.rejected["answer_not_in_pages"] += 1
-                    continue
-                if verdict := index.check(_dedup_text(item)):
-                    report.rejected[verdict] += 1
-                    continue
-                row = _make_row(name, item, ground, pages)
-                while (row_id := f"si-{name}-{next_number:05d}") in ids:
-                    next_number += 1
-                row = {"id": row_id, **row}
-                if problem := task.validate(row):
-                    report.rejected["invalid"] += 1
-                    log.debug("self-instruct: dropping %s: %s", row_id, problem)
-                    continue
-                f.write(json.dumps(row, ensure_ascii=False) + "\n")
-                f.flush()
-                ids.add(row_id)
-                index.add(_dedup_text(row))
-                generated.append(row)
-                added += 1
-                report.accepted += 1
-                bar.update(1)
-                if len(generated) >= config.n:
-                    break
-            report.total = len(generated)
-            bar.set_postfix(accepted=report.accepted, rejected=sum(report.rejected.values()))
-            empty_rounds = 0 if added else empty_rounds + 1
-            if empty_rounds >= config.max_empty_rounds:
-                report.stopped_reason = f"{empty_rounds} rounds in a row added nothing"
-                raise SelfInstructError(
-                    f"self-instruct for {name} gave up after {empty_rounds} rounds in a row that added no new "
-                    f"example ({len(generated)}/{config.n} rows in {out}; rejected so far: "
-                    f"{dict(report.rejected) or 'none'}). The model's last output was: "
-                    f"{_shorten(text)!r}" + ("" if text.strip() else " (empty)")
-                    + ". Try sampling at a higher temperature, a stronger model, or other seeds.", report)
+    # Up to `concurrency` rounds are in flight (the batched worker decodes them together); their
+    # results are taken in the order the rounds were started, so dedup, ids and the file stay in order.
+    pool = ThreadPoolExecutor(max_workers=max(1, config.concurrency))
+    pending: deque[tuple[_Round, Future]] = deque()
+    try:
+        with bar, out.open("a", encoding="utf-8") as f:
+            while len(generated) < config.n:
+                while len(pending) < max(1, config.concurrency):
+                    r = prepare()
+                    pending.append((r, pool.submit(generate, r)))
+                r, future = pending.popleft()
+                text, items = future.result()
+                report.rounds += 1
+                added = 0
+                for item in items:
+                    if isinstance(item, str):
+                        report.rejected[item] += 1
+                        continue
+                    if r.ground is not None and not answer_supported(
+                            item["answer"], " ".join(" ".join(r.pages[t]) for t in r.ground.titles)):
+                        report.rejected["answer_not_in_pages"] += 1
+                        continue
+                    if verdict := index.check(_dedup_text(item)):
+                        report.rejected[verdict] += 1
+                        continue
+                    row = _make_row(name, item, r.ground, r.pages)
+                    while (row_id := f"si-{name}-{next_number:05d}") in ids:
+                        next_number += 1
+                    row = {"id": row_id, **row}
+                    if problem := task.validate(row):
+                        report.rejected["invalid"] += 1
+                        log.debug("self-instruct: dropping %s: %s", row_id, problem)
+                        continue
+                    f.write(json.dumps(row, ensure_ascii=False) + "\n")
+                    f.flush()
+                    ids.add(row_id)
+                    index.add(_dedup_text(row))
+                    generated.append(row)
+                    added += 1
+                    report.accepted += 1
+                    bar.update(1)
+                    if len(generated) >= config.n:
+                        break
+                report.total = len(generated)
+                bar.set_postfix(accepted=report.accepted, rejected=sum(report.rejected.values()))
+                empty_rounds = 0 if added else empty_rounds + 1
+                if empty_rounds >= config.max_empty_rounds:
+                    report.stopped_reason = f"{empty_rounds} rounds in a row added nothing"
+                    raise SelfInstructError(
+                        f"self-instruct for {name} gave up after {empty_rounds} rounds in a row that added no new "
+                        f"example ({len(generated)}/{config.n} rows in {out}; rejected so far: "
+                        f"{dict(report.rejected) or 'none'}). The model's last output was: "
+                        f"{_shorten(text)!r}" + ("" if text.strip() else " (empty)")
+                        + ". Try sampling at a higher temperature, a stronger model, or other seeds.", report)
+    finally:
+        for _, future in pending:
+            future.cancel()
+        pool.shutdown(wait=True)
     report.stopped_reason = f"reached n={config.n}"
     return report
 
