@@ -369,9 +369,10 @@ def add_training_parsers(sub: argparse._SubParsersAction) -> None:
     pl.add_argument("--eval-limit", type=int, default=None, help="override the preset's number of eval questions")
     pl.add_argument("--concurrency", type=int, default=None, help="episodes run at once in synthesis and eval")
     pl.add_argument("--rounds", type=int, default=1, help="self-improvement rounds: round r>=2 synthesizes new "
-                    "questions with round r-1's trained group (default 1: the paper's method)")
-    pl.add_argument("--continue-adapters", action="store_true", help="round r>=2 continues round r-1's adapters "
-                    "on its new data (default: train from the base on all data kept so far)")
+                    "questions with the latest round's trained group, or the Meta-Agent while no round has "
+                    "kept a trajectory (default 1: the paper's method)")
+    pl.add_argument("--continue-adapters", action="store_true", help="round r>=2 continues the latest trained "
+                    "adapters on the data kept since (default: train from the base on all data kept so far)")
     pl.add_argument("--stop-on-regression", action="store_true",
                     help="end the rounds when a round scores below the previous one by more than the margin")
     pl.add_argument("--regression-margin", type=float, default=1.0, help="points of the task metric")
