@@ -10,8 +10,10 @@ Two operations are all the agents need:
 from __future__ import annotations
 
 import math
+import threading
 import time
-from contextvars import ContextVar
+from concurrent.futures import ThreadPoolExecutor
+from contextvars import ContextVar, copy_context
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol, Sequence, runtime_checkable
 
@@ -57,6 +59,7 @@ _RETRYABLE = (openai.APIConnectionError, openai.APITimeoutError, openai.Internal
 #: "requests"}}`. The evaluation loop sets a fresh dict per episode; every EndpointModel request adds
 #: the server's usage counts to its label's entry (nothing is recorded while it is unset).
 TOKEN_USAGE: ContextVar[dict[str, dict[str, int]] | None] = ContextVar("autoact_token_usage", default=None)
+_USAGE_LOCK = threading.Lock()  # a scoring call's requests record their usage from several threads
 
 
 @dataclass
@@ -108,11 +111,12 @@ class EndpointModel:
         if sink is None:
             return
         usage = (result.llm_output or {}).get("token_usage", {})
-        entry = sink.setdefault(self.usage_label or self.name,
-                                {"prompt_tokens": 0, "completion_tokens": 0, "requests": 0})
-        entry["prompt_tokens"] += int(usage.get("prompt_tokens") or 0)
-        entry["completion_tokens"] += int(usage.get("completion_tokens") or 0)
-        entry["requests"] += 1
+        with _USAGE_LOCK:
+            entry = sink.setdefault(self.usage_label or self.name,
+                                    {"prompt_tokens": 0, "completion_tokens": 0, "requests": 0})
+            entry["prompt_tokens"] += int(usage.get("prompt_tokens") or 0)
+            entry["completion_tokens"] += int(usage.get("completion_tokens") or 0)
+            entry["requests"] += 1
 
     def generate(self, prompt: str, *, stop: Sequence[str], max_tokens: int) -> str:
         llm = self._client(max_tokens, echo=False)
@@ -121,16 +125,25 @@ class EndpointModel:
         return result.generations[0][0].text
 
     def score(self, prompt: str, candidates: Sequence[str]) -> list[float]:
+        """Log-likelihood of each candidate after `prompt`: one echo request per candidate.
+
+        The requests are sent at once, so a batching worker scores them in one forward pass
+        (they share the prompt, which its prefix cache holds); the stock worker takes them in turn.
+        """
         llm = self._client(1, echo=True)
-        scores = []
-        for cand in candidates:
+
+        def one(cand: str) -> float:
             result = self._call("scoring", lambda: llm.generate([prompt + cand]))
             self._record_usage(result)
             info = result.generations[0][0].generation_info or {}
             usage = (result.llm_output or {}).get("token_usage", {})
-            scores.append(candidate_logprob(info.get("logprobs"), cand, usage.get("prompt_tokens"),
-                                            self.config.score_norm))
-        return scores
+            return candidate_logprob(info.get("logprobs"), cand, usage.get("prompt_tokens"), self.config.score_norm)
+
+        if len(candidates) <= 1:
+            return [one(c) for c in candidates]
+        context = copy_context()  # the episode's usage record travels into the request threads
+        with ThreadPoolExecutor(max_workers=len(candidates)) as pool:
+            return list(pool.map(lambda c: context.copy().run(one, c), candidates))
 
 
 def candidate_logprob(logprobs: dict | None, candidate: str, prompt_tokens: int | None,

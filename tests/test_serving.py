@@ -205,6 +205,24 @@ def test_echo_logprobs_score_the_prompt(tiny_stack: FastChatStack, tiny_model_di
 
 
 @pytest.mark.integration
+def test_scoring_candidates_together_matches_one_by_one_and_records_each(tiny_stack: FastChatStack) -> None:
+    from agents.llm import TOKEN_USAGE, EndpointConfig, EndpointModel
+
+    model = EndpointModel(EndpointConfig(base_url=tiny_stack.base_url, model=tiny_stack.model_name))
+    prompt, candidates = "Question: which answer fits?\nAnswer:", [" A", " B. Dover", " C. a longer option"]
+    one_by_one = [model.score(prompt, [c])[0] for c in candidates]
+    usage: dict = {}
+    token = TOKEN_USAGE.set(usage)
+    try:
+        together = model.score(prompt, candidates)
+    finally:
+        TOKEN_USAGE.reset(token)
+    assert together == pytest.approx(one_by_one, abs=1e-4) and len(set(together)) == 3
+    entry = usage[tiny_stack.model_name]
+    assert entry["requests"] == 3 and entry["prompt_tokens"] > 3 * 8
+
+
+@pytest.mark.integration
 def test_chat_uses_chatml_template(tiny_stack: FastChatStack, tiny_model_dir: Path) -> None:
     from transformers import AutoTokenizer
 
