@@ -26,6 +26,8 @@ from __future__ import annotations
 
 import contextlib
 import json
+import os
+import socket
 import time
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
@@ -140,8 +142,13 @@ class RunRecord:
         })
         data.setdefault("started_at", _now())
         data.setdefault("stages", [])
+        for entry in data["stages"]:  # a stage still "running" in the file was cut off by a kill
+            if entry.get("status") == "running":
+                entry.update(status="interrupted", error="the previous invocation stopped during this stage "
+                             "(killed); this one resumes it from its files")
         data.setdefault("evaluations", {})
-        data.setdefault("history", []).append({"started_at": _now()})
+        data.setdefault("history", []).append({"started_at": _now(), "pid": os.getpid(),
+                                               "host": socket.gethostname()})
         record = cls(path, data)
         record.save()
         return record

@@ -16,7 +16,9 @@ run directory unless told otherwise) and returns the path of `report.md`.
 from __future__ import annotations
 
 import json
+import os
 import re
+import socket
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -79,6 +81,19 @@ class Run:
     @property
     def stages(self) -> list[dict[str, Any]]:
         return self.data["stages"]
+
+    def process_gone(self) -> bool:
+        """True when the invocation that last wrote run.json ran on this host and its process has ended."""
+        last = (self.data.get("history") or [{}])[-1]
+        if not last.get("pid") or last.get("host") != socket.gethostname():
+            return False
+        try:
+            os.kill(int(last["pid"]), 0)  # signal 0: only asks whether the process exists
+        except ProcessLookupError:
+            return True
+        except PermissionError:
+            return False
+        return False
 
 
 def load_run(directory: Path | str) -> Run:
@@ -332,6 +347,8 @@ def _run_section(run: Run) -> list[str]:
         if status == "failed":
             failed.append(st)
             status = "**FAILED**"
+        elif status == "running" and run.process_gone():
+            status, note = "stopped", "its process ended without recording an end (killed); rerun the pipeline to resume"
         detail = str(error).strip().splitlines()[0] if error else (note or "")
         if len(detail) > 160:
             detail = detail[:157] + "..."

@@ -48,6 +48,24 @@ def test_a_failed_stage_is_recorded_with_its_error(tmp_path):
     assert len(json.loads((tmp_path / "run.json").read_text())["history"]) == 2
 
 
+def test_a_stage_cut_off_by_a_kill_is_marked_interrupted_by_the_next_invocation(tmp_path):
+    rec = record(tmp_path)
+    entry = rec.stage("synthesize")
+    entry.update(status="running")  # what a SIGKILL during the stage leaves in run.json
+    rec.save()
+    from evaluation.run_report import load_run, render_report
+    assert not load_run(tmp_path).process_gone()  # this test's own process wrote it: still running
+    data = json.loads((tmp_path / "run.json").read_text())
+    data["history"][-1]["pid"] = 2 ** 22 + 12345  # above Linux's pid_max: no such process
+    (tmp_path / "run.json").write_text(json.dumps(data))
+    assert load_run(tmp_path).process_gone()
+    text = render_report([load_run(tmp_path)], {})
+    assert "| synthesize | stopped |" in text and "rerun the pipeline to resume" in text
+    record(tmp_path)
+    (stage,) = json.loads((tmp_path / "run.json").read_text())["stages"]
+    assert stage["status"] == "interrupted" and "killed" in stage["error"]
+
+
 def test_skipping_keeps_a_stage_done_earlier(tmp_path):
     rec = record(tmp_path)
     with rec.running("serve"):
