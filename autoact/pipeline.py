@@ -320,6 +320,7 @@ def run_pipeline(config: PipelineConfig, on_stage: Callable[[str], None] | None 
             counts["report"] = str(report) if report else "report module not available"
         record.data["finished_at"] = _now()
         record.save()
+        _write_report(workdir)  # once more, so the report shows its own stage done and the run finished
         return record.data
     except StageError:
         raise

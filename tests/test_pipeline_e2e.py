@@ -147,6 +147,8 @@ def test_pipeline_runs_every_stage_and_resumes(taught, tmp_path):
     assert autoact["n"] == 2 and autoact["groups"]["hard"]["em"] == 100.0  # q2, "Is Fredville a city?" → yes
     saved = json.loads((workdir / "run.json").read_text())
     assert saved["settings"]["n_questions"] == 1 and saved["model"] == model_dir.name and saved["finished_at"]
+    report = (workdir / "report.md").read_text()
+    assert "not finished" not in report and "| report | done |" in report
 
     # a second invocation redoes nothing: no Meta-Agent server, no new rows, no training
     before = {f: (workdir / f).read_text() for f in ("questions.jsonl", "trajectories.jsonl")}
