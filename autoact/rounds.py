@@ -140,7 +140,8 @@ def _write_markdown(root: Path, data: dict[str, Any]) -> None:
             "valid_action_rate", "finish_rate", "score", "regression"]
     lines = [f"# Self-improvement rounds ({data['task']}, preset {data['preset']})", "",
              f"Task metric: {metric} (percent). Meta-Agent zero-shot: {_cell(data['zero_shot'])}. "
-             f"Synthesis success is the share of the round's questions solved exactly; valid actions, finished "
+             f"Synthesis success is the synthesized trajectories' {metric} on the round's own questions (kept "
+             f"are those exactly right); valid actions, finished "
              f"and the score are the round's trained group on the evaluation file.", "",
              "| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
     lines += ["| " + " | ".join(_cell(row.get(c)) for c in cols) + " |" for row in data["table"]]
