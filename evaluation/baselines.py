@@ -17,7 +17,7 @@ from types import SimpleNamespace
 from typing import Any, Callable, Iterator, Mapping, Sequence
 
 from agents.base import FINISH, best
-from agents.llm import CompletionModel
+from agents.llm import CompletionModel, generate_line
 from autoact.errors import ConfigError
 from graph.state import GroupState, Step, initial_state
 from tasks.base import Task
@@ -62,7 +62,7 @@ def direct_answerer(task: Task, model: CompletionModel) -> Callable[[str, Mappin
         choices = task.answer_choices(inputs) if inputs.get("choices") else None
         if choices:
             return best(dict(zip(choices, model.score(prompt, [f" {c}" for c in choices]))))
-        return model.generate(prompt, stop=["\n"], max_tokens=16).strip()
+        return generate_line(model, prompt, 16).strip()
     return answer
 
 
