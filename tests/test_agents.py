@@ -124,3 +124,13 @@ def test_a_thought_after_a_blank_line_enters_the_transcript():
                        actions=tuple(t.name for t in tools))
     step = think(ScriptedModel(generations=["", " Look up the tower."]), "plan", view, AgentSettings())
     assert step.text == "Look up the tower." and step.cue.endswith("Thought 1: Look up the tower.\nAction 1:")
+
+
+@pytest.mark.parametrize("text,expected", [
+    ("The answer is: 1952", "1952"), ('The answer is "Welsh".', "Welsh"), ("Answer: Boston College.", "Boston College"),
+    ("So the final answer is Paris", "Paris"), ("  Badr  Hari ", "Badr Hari"), ("Answering machines", "Answering machines"),
+])
+def test_clean_answer_drops_lead_ins_quotes_and_the_final_stop(text, expected):
+    from agents.parsing import clean_answer
+
+    assert clean_answer(text) == expected
