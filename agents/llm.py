@@ -37,6 +37,24 @@ class CompletionModel(Protocol):
     def score(self, prompt: str, candidates: Sequence[str]) -> list[float]: ...
 
 
+def generate_line(model: CompletionModel, prompt: str, max_tokens: int, blank_lines: int = 2) -> str:
+    """The model's first non-blank line after `prompt`.
+
+    Generation stops at a newline, so a model that opens with one (small models often
+    answer `Thought 1:` with a line break) would give nothing. A blank line is taken
+    as part of the prompt and generation goes on, at most `blank_lines` times: the
+    result is the line greedy decoding writes first. Each retry reuses the prompt,
+    which a prefix-caching server does not compute again.
+    """
+    text = model.generate(prompt, stop=["\n"], max_tokens=max_tokens)
+    for _ in range(blank_lines):
+        if text.strip():
+            break
+        prompt += text + "\n"
+        text = model.generate(prompt, stop=["\n"], max_tokens=max_tokens)
+    return text
+
+
 @dataclass
 class EndpointConfig:
     """Where a role's model is served, and how patiently to ask it."""

@@ -64,6 +64,19 @@ def clean_argument(text: str) -> str:
     return text[:MAX_ARGUMENT_CHARS].rstrip()
 
 
+_ANSWER_LEAD = re.compile(r"^(?:so,?\s+)?(?:the\s+(?:final\s+|correct\s+)?answer\s+is|answer)\b\s*[:\-]?\s*",
+                          re.IGNORECASE)
+
+
+def clean_answer(text: str) -> str:
+    """A short answer from a generated line: without a lead-in ("The answer is: ..."), quotes or final stop."""
+    text = _ANSWER_LEAD.sub("", " ".join(text.split()))
+    text = text.rstrip(".").strip()
+    if len(text) >= 2 and text[0] == text[-1] and text[0] in "\"'`":
+        text = text[1:-1].strip()
+    return text
+
+
 def clean_thought(text: str, stops: Sequence[str] = ("\nAction", "\nObservation", "\nThought")) -> str:
     """A thought from generated text: up to the next section, single-spaced, bounded."""
     text = cut_at_stops(text, stops).strip()

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from agents.base import AgentSettings, EpisodeView, PlanDecision, REFLECT, best
-from agents.llm import CompletionModel
+from agents.llm import CompletionModel, generate_line
 from agents.parsing import parse_action
 from agents.thought import think
 
@@ -27,6 +27,6 @@ class ModelPlanAgent:
             values = self.model.score(cue, [f" {name}" for name in view.actions])
             scores = dict(zip(view.actions, values))
             return PlanDecision(thought, best(scores), scores=scores, raw=raw)
-        text = self.model.generate(cue, stop=["\n"], max_tokens=self.settings.action_tokens)
+        text = generate_line(self.model, cue, self.settings.action_tokens)
         parsed = parse_action(text, [*view.actions, REFLECT])
         return PlanDecision(thought, parsed.name, error=parsed.error, raw=text)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from agents.base import REFLECT, AgentSettings, EpisodeView, ReflectDecision
-from agents.llm import CompletionModel
+from agents.llm import CompletionModel, generate_line
 from agents.parsing import parse_action
 from agents.thought import think
 
@@ -26,7 +26,7 @@ class ModelReflectAgent:
         if self.settings.scored:
             values = self.model.score(cue + f" {REFLECT}[", [f"{v}]" for v in VERDICTS])
             return ReflectDecision(thought, "right" if values[0] >= values[1] else "wrong", raw=raw)
-        text = self.model.generate(cue, stop=["\n"], max_tokens=self.settings.action_tokens)
+        text = generate_line(self.model, cue, self.settings.action_tokens)
         parsed = parse_action(text, [REFLECT])
         verdict = parsed.argument.strip().lower() if parsed.ok else ""
         if verdict in VERDICTS:

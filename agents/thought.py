@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from agents.base import AgentSettings, EpisodeView
-from agents.llm import CompletionModel
+from agents.llm import CompletionModel, generate_line
 from agents.parsing import clean_thought
 from prompts.builder import PromptBuilder
 
@@ -19,7 +19,6 @@ class Thought:
 
 def think(model: CompletionModel, role: str, view: EpisodeView, settings: AgentSettings) -> Thought:
     prompts = PromptBuilder(role, view.tools)
-    raw = model.generate(prompts.thought(view.question, view.steps), stop=["\n"],
-                         max_tokens=settings.thought_tokens)
+    raw = generate_line(model, prompts.thought(view.question, view.steps), settings.thought_tokens)
     text = clean_thought(raw)
     return Thought(raw, text, prompts.action(view.question, view.steps, text))

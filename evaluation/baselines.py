@@ -17,7 +17,8 @@ from types import SimpleNamespace
 from typing import Any, Callable, Iterator, Mapping, Sequence
 
 from agents.base import FINISH, best
-from agents.llm import CompletionModel
+from agents.llm import CompletionModel, generate_line
+from agents.parsing import clean_answer
 from autoact.errors import ConfigError
 from graph.state import GroupState, Step, initial_state
 from tasks.base import Task
@@ -62,7 +63,7 @@ def direct_answerer(task: Task, model: CompletionModel) -> Callable[[str, Mappin
         choices = task.answer_choices(inputs) if inputs.get("choices") else None
         if choices:
             return best(dict(zip(choices, model.score(prompt, [f" {c}" for c in choices]))))
-        return model.generate(prompt, stop=["\n"], max_tokens=16).strip()
+        return clean_answer(generate_line(model, prompt, 16))
     return answer
 
 

@@ -22,7 +22,7 @@ from langgraph.graph.state import CompiledStateGraph
 from langgraph.runtime import Runtime
 
 from agents.base import FINISH, best
-from agents.llm import CompletionModel
+from agents.llm import CompletionModel, generate_line
 from agents.parsing import clean_argument, clean_thought
 from graph.design_agent import final_answer
 from graph.state import Step
@@ -93,7 +93,7 @@ def labor_node(state: BolaaState, runtime: Runtime[BolaaContext]) -> dict[str, A
     head = (f"You are the {family} agent of a team. Use one of your tools to get what the team still needs.\n"
             f"Your tools:\n{render_tools(specs)}\n\n{_context(ctx, state)}")
     n = len(state.get("steps") or []) + 1
-    thought = clean_thought(ctx.model.generate(f"{head}Thought {n}:", stop=["\n"], max_tokens=ctx.thought_tokens))
+    thought = clean_thought(generate_line(ctx.model, f"{head}Thought {n}:", ctx.thought_tokens))
     cue = f"{head}Thought {n}: {thought}\nAction {n}:"
     names = [s.name for s in specs]
     action = names[0] if len(names) == 1 else best(dict(zip(names, ctx.model.score(cue, [f" {x}" for x in names]))))

@@ -27,7 +27,7 @@ from langgraph.graph.state import CompiledStateGraph
 from langgraph.runtime import Runtime
 
 from agents.base import REFLECT
-from agents.llm import CompletionModel
+from agents.llm import CompletionModel, generate_line
 from agents.parsing import clean_thought
 from graph.group import AgentGroup
 from graph.state import Step
@@ -98,7 +98,7 @@ def lesson_node(state: ReflexionState, runtime: Runtime[ReflexionContext]) -> di
     prompt = load_template("reflexion_lesson").substitute(
         question=state["question"], attempt=render_transcript((state.get("steps") or [])[-8:]),
         answer=state.get("proposed_answer") or "(none)")
-    lesson = clean_thought(ctx.model.generate(prompt, stop=["\n"], max_tokens=ctx.lesson_tokens))
+    lesson = clean_thought(generate_line(ctx.model, prompt, ctx.lesson_tokens))
     return {"lessons": [*(state.get("lessons") or []), lesson or "Try a different first action."],
             "halted": False, "halt_reason": None}
 

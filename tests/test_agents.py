@@ -102,3 +102,35 @@ def test_unreachable_endpoint_fails_after_bounded_retries_naming_url_and_model()
         model.generate("hi", stop=[], max_tokens=2)
     assert "http://127.0.0.1:9/v1" in str(err.value) and "'nobody'" in str(err.value)
     assert "after 3 attempts" in str(err.value) and model.calls == 3
+
+
+def test_generate_line_skips_leading_blank_lines_and_gives_up_after_two():
+    from agents.llm import generate_line
+
+    model = ScriptedModel(generations=["", " I need the capital of France."])
+    assert generate_line(model, "Thought 1:", 32) == " I need the capital of France."
+    assert model.prompts == ["Thought 1:", "Thought 1:\n"]  # the blank line became part of the prompt
+    model = ScriptedModel(generations=["", "  ", "", "never asked"])
+    assert generate_line(model, "Q:", 8) == ""
+    assert model.prompts == ["Q:", "Q:\n", "Q:\n  \n"] and model.generations == ["never asked"]
+
+
+def test_a_thought_after_a_blank_line_enters_the_transcript():
+    from agents.base import EpisodeView
+    from agents.thought import think
+
+    tools = tuple(default_tool_specs("hotpotqa"))
+    view = EpisodeView(question="Where is the Eiffel Tower?", inputs={}, steps=[], tools=tools,
+                       actions=tuple(t.name for t in tools))
+    step = think(ScriptedModel(generations=["", " Look up the tower."]), "plan", view, AgentSettings())
+    assert step.text == "Look up the tower." and step.cue.endswith("Thought 1: Look up the tower.\nAction 1:")
+
+
+@pytest.mark.parametrize("text,expected", [
+    ("The answer is: 1952", "1952"), ('The answer is "Welsh".', "Welsh"), ("Answer: Boston College.", "Boston College"),
+    ("So the final answer is Paris", "Paris"), ("  Badr  Hari ", "Badr Hari"), ("Answering machines", "Answering machines"),
+])
+def test_clean_answer_drops_lead_ins_quotes_and_the_final_stop(text, expected):
+    from agents.parsing import clean_answer
+
+    assert clean_answer(text) == expected
