@@ -212,6 +212,7 @@ def cmd_pipeline(args: argparse.Namespace) -> int:
                             tool_selection=args.tool_selection, no_reflect_ablation=args.ablate_reflect,
                             progress=not args.no_progress, overrides=overrides)
     rounds = RoundsConfig(rounds=args.rounds, continue_adapters=args.continue_adapters,
+                          reuse_questions=args.reuse_questions,
                           stop_on_regression=args.stop_on_regression, regression_margin=args.regression_margin)
     data = run_rounds(config, rounds, on_stage=lambda name: console.rule(f"[bold]{name}"))
     if args.rounds > 1:
@@ -373,6 +374,8 @@ def add_training_parsers(sub: argparse._SubParsersAction) -> None:
                     "kept a trajectory (default 1: the paper's method)")
     pl.add_argument("--continue-adapters", action="store_true", help="round r>=2 continues the latest trained "
                     "adapters on the data kept since (default: train from the base on all data kept so far)")
+    pl.add_argument("--reuse-questions", action="store_true",
+                    help="rounds may ask questions an earlier round asked (default: every round's are new)")
     pl.add_argument("--stop-on-regression", action="store_true",
                     help="end the rounds when a round scores below the previous one by more than the margin")
     pl.add_argument("--regression-margin", type=float, default=1.0, help="points of the task metric")

@@ -31,6 +31,7 @@ ROUNDS_JSON, ROUNDS_MD, ROUNDS_PNG = "rounds.json", "rounds.md", "rounds.png"
 class RoundsConfig:
     rounds: int = 1
     continue_adapters: bool = False  # round r starts from round r-1's adapters and trains on its new data
+    reuse_questions: bool = False  # rounds may ask questions an earlier round asked (default: never)
     stop_on_regression: bool = False
     regression_margin: float = 1.0  # points of the task's main metric (percent)
 
@@ -91,7 +92,7 @@ def run_rounds(config: PipelineConfig, rounds: RoundsConfig,
             after = earlier[latest:] if latest is not None else earlier
             cont = rounds.continue_adapters and latest is not None
             cfg = replace(cfg, synth_adapters=group or None, zero_shot_eval=False,
-                          avoid_questions=[d / "questions.jsonl" for d in earlier],
+                          avoid_questions=[] if rounds.reuse_questions else [d / "questions.jsonl" for d in earlier],
                           extra_training_data=[d / "data" for d in (after if cont else earlier)],
                           init_adapters=root / f"round-{latest}" / "adapters" if cont else None)
         if on_stage:
@@ -117,7 +118,8 @@ def _write(root: Path, config: PipelineConfig, rounds: RoundsConfig, table: list
     scored = [r for r in table if r["score"] is not None]
     best = max(scored, key=lambda r: (r["score"], -r["round"]), default=None)
     data = {"task": config.task, "preset": config.preset, "rounds": rounds.rounds, "metric": metric,
-            "continue_adapters": rounds.continue_adapters, "stop_on_regression": rounds.stop_on_regression,
+            "continue_adapters": rounds.continue_adapters, "reuse_questions": rounds.reuse_questions,
+            "stop_on_regression": rounds.stop_on_regression,
             "regression_margin": rounds.regression_margin, "zero_shot": zero_shot, "table": table,
             "best_round": best["round"] if best else None, "best_adapters": best["adapters"] if best else None,
             "stopped": stopped}

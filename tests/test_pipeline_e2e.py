@@ -159,3 +159,31 @@ def test_pipeline_runs_every_stage_and_resumes(taught, tmp_path):
     assert {f: (workdir / f).read_text() for f in before} == before
     assert json.loads((workdir / "adapters" / "plan" / "training_args.json").read_text())["steps"] == 10
     assert len((workdir / "eval" / "autoact" / "results.jsonl").read_text().splitlines()) == 2
+
+
+def test_two_rounds_the_second_synthesized_by_the_first_rounds_group(taught, tmp_path):
+    from autoact.pipeline import PipelineConfig
+    from autoact.rounds import RoundsConfig, run_rounds
+
+    model_dir, corpus_file = taught
+    config = PipelineConfig(
+        task="hotpotqa", workdir=tmp_path / "run", data_dir=DATA, base=str(model_dir), eval_file=corpus_file,
+        progress=False,
+        overrides=dict(n_questions=1, per_round=1, temperature=0.0, grounded=False, epochs=10.0, lr=5e-3, lora_r=16,
+                       lora_alpha=32, lora_dropout=0.0, eval_limit=None, eval_max_steps=3,
+                       target_modules=("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")))
+    # the taught model knows one question only, so round 2 may ask it again
+    data = run_rounds(config, RoundsConfig(rounds=2, reuse_questions=True))
+    first, second = data["table"]
+    assert (first["synthesized_by"], second["synthesized_by"]) == ("Meta-Agent", "round 1's group")
+    assert first["kept"] == second["kept"] == 1 and second["score"] is not None
+    round1, round2 = tmp_path / "run" / "round-1", tmp_path / "run" / "round-2"
+    settings = json.loads((round2 / "run.json").read_text())["settings"]
+    assert settings["synthesized_by"] == {r: str(round1 / "adapters" / r) for r in ("plan", "tool", "reflect")}
+    assert settings["also_trained_on"] == [str(round1 / "data")]
+    synthesis = json.loads((round2 / "trajectories.meta.json").read_text())
+    assert synthesis["group"] == {r: str(round1 / "adapters" / r) for r in ("plan", "tool", "reflect")}
+    # round 2's adapters learned from both rounds' kept trajectories
+    tool = json.loads((round2 / "adapters" / "tool" / "training_args.json").read_text())
+    assert tool["pairs"] == 2 and len(tool["data"]) == 2
+    assert (tmp_path / "run" / "rounds.md").read_text().count("| round 1's group |") == 1
