@@ -252,7 +252,7 @@ def run_pipeline(config: PipelineConfig, on_stage: Callable[[str], None] | None 
     tools_file: Path | None = None
     try:
         # ---------------------------------------------------------------- the Meta-Agent's stages
-        trained = _trained_roles(paths["adapters"])
+        trained = trained_roles(paths["adapters"])
         need_meta = not (record.done("differentiate") and (trained or record.done("train")))
         synth_roles = {r: r for r in ROLES if r in (config.synth_adapters or {})}
         with contextlib.ExitStack() as meta_stack:
@@ -330,7 +330,8 @@ def run_pipeline(config: PipelineConfig, on_stage: Callable[[str], None] | None 
                          f"resume ({workdir / 'run.json'} shows each stage's state)") from err
 
 
-def _trained_roles(adapters: Path) -> list[str]:
+def trained_roles(adapters: Path) -> list[str]:
+    """The roles whose adapter in `adapters` finished training (it has its training_args.json)."""
     return [r for r in ROLES if (adapters / r / "training_args.json").is_file()]
 
 
@@ -428,7 +429,7 @@ def _stage_train(record: RunRecord, preset: Preset, paths: dict[str, Path], base
                 counts[f"{role}_tokens_per_s"] = round(report.tokens_per_second, 1)
             if report.final_loss is not None:
                 counts[f"{role}_final_loss"] = round(report.final_loss, 4)
-    return _trained_roles(paths["adapters"])
+    return trained_roles(paths["adapters"])
 
 
 def _write_report(workdir: Path) -> Path | None:

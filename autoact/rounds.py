@@ -2,10 +2,11 @@
 
 Round 1 is the pipeline as the paper runs it (`autoact.pipeline`). Round r ≥ 2 runs
 the same stages in `WORKDIR/round-r/` with three differences: new questions (none
-asked in an earlier round), synthesis by the latest round's trained group (its
-adapters, role prompts) instead of the Meta-Agent (while no round has kept a
-trajectory there is no group, and the Meta-Agent synthesizes again), and training on every round's kept data so far
-(from the base model by default, or continuing round r−1's adapters on the new data).
+asked in an earlier round, unless `reuse_questions`), synthesis by the latest round's
+trained group (its adapters, role prompts) instead of the Meta-Agent (while no round
+has kept a trajectory there is no group, and the Meta-Agent synthesizes again), and
+training on every round's kept data so far (from the base model by default, or
+continuing the latest adapters on the data kept since).
 Each round is resumable like any pipeline run; `rounds.json` and `rounds.md` hold the
 per-round table (synthesis success, kept trajectories and pairs per role, the group's
 valid-action and finish rates and its score) beside the zero-shot Meta-Agent, and a
@@ -22,7 +23,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from autoact.errors import ConfigError
-from autoact.pipeline import ROLES, PipelineConfig, run_pipeline
+from autoact.pipeline import ROLES, PipelineConfig, run_pipeline, trained_roles
 
 ROUNDS_JSON, ROUNDS_MD, ROUNDS_PNG = "rounds.json", "rounds.md", "rounds.png"
 
@@ -59,9 +60,8 @@ def _latest_group(earlier: list[Path]) -> tuple[int | None, dict[str, Path]]:
     """The last of `earlier` rounds that trained adapters (its number), and its role → adapter dir."""
     for number in range(len(earlier), 0, -1):
         adapters = earlier[number - 1] / "adapters"
-        group = {r: adapters / r for r in ROLES if (adapters / r / "training_args.json").is_file()}
-        if group:
-            return number, group
+        if roles := trained_roles(adapters):
+            return number, {r: adapters / r for r in roles}
     return None, {}
 
 
