@@ -91,8 +91,8 @@ class Run:
             os.kill(int(last["pid"]), 0)  # signal 0: only asks whether the process exists
         except ProcessLookupError:
             return True
-        except PermissionError:
-            return False
+        except PermissionError:  # it exists, owned by someone else
+            pass
         return False
 
 
