@@ -62,6 +62,7 @@ class AgentSettings:
     """How model-backed agents talk to their model."""
 
     scored: bool = True  # closed choices by likelihood; False: free generation, parsed leniently
+    scored_arguments: bool = False  # entity arguments and open answers chosen among episode spans (opt-in)
     thought_tokens: int = 64
     action_tokens: int = 40
     argument_tokens: int = 32

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from agents.argument_choices import argument_candidates
 from agents.base import FINISH, AgentSettings, EpisodeView, best
 from agents.llm import CompletionModel
 from agents.parsing import clean_argument
@@ -15,7 +16,10 @@ class ModelToolAgent:
     """Tool agent backed by a completion model; `role` picks the prompt (`tool` or `meta`).
 
     For `Finish` on a task with closed options (ScienceQA), the options are
-    scored instead of generated, unless free generation is asked for.
+    scored instead of generated, unless free generation is asked for. With
+    `settings.scored_arguments`, entity arguments and open answers are chosen
+    among the episode's spans (`agents.argument_choices`), scored per character
+    so that long names are not penalised for their length.
     """
 
     model: CompletionModel
@@ -27,5 +31,9 @@ class ModelToolAgent:
         if action == FINISH and view.choices and self.settings.scored:
             values = self.model.score(cue, [f"{choice}]" for choice in view.choices])
             return best(dict(zip(view.choices, values)))
+        candidates = argument_candidates(view, action) if self.settings.scored_arguments else None
+        if candidates:
+            values = self.model.score(cue, [f"{c}]" for c in candidates])
+            return best({c: v / (len(c) + 1) for c, v in zip(candidates, values)})
         text = self.model.generate(cue, stop=["]", "\n"], max_tokens=self.settings.argument_tokens)
         return clean_argument(text)

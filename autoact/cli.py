@@ -55,6 +55,9 @@ def add_group_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--image-dir", default=None, help="where Text2Image writes its PNG files")
     p.add_argument("--free-actions", action="store_true",
                    help="let models write actions and verdicts freely (parsed leniently) instead of scoring choices")
+    p.add_argument("--scored-arguments", action="store_true",
+                   help="choose entity arguments (Retrieve[...]) and open answers (Finish[...]) among the names, "
+                   "dates and numbers of the question and observations by likelihood, instead of generating them")
     p.add_argument("--prompts", choices=("auto", "meta", "roles"), default="auto",
                    help="meta: one zero-shot instruction for all roles; roles: one per role; auto: meta when one model plays all roles")
     p.add_argument("--max-steps", type=int, default=10, help="step limit of an episode")
@@ -71,7 +74,7 @@ def make_group(args: argparse.Namespace, task: Task, rows: Sequence[dict] | None
     endpoint = EndpointConfig(base_url=args.base_url, api_key=args.api_key, timeout=args.timeout)
     limits = Limits(max_steps=args.max_steps, max_reflections=args.max_reflections,
                     context_tokens=args.context_tokens)
-    settings = AgentSettings(scored=not args.free_actions)
+    settings = AgentSettings(scored=not args.free_actions, scored_arguments=args.scored_arguments)
     agent = getattr(args, "agent", "autoact")
     if agent == "fireact":  # one model fine-tuned on every role's data plays every role (`train --roles all`)
         one = args.model or "all"

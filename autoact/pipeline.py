@@ -62,6 +62,7 @@ class Preset:
     grounded: bool = True  # HotpotQA self-instruct shows pages of the evaluation file's corpus
     lora_dropout: float = 0.05
     target_modules: tuple[str, ...] = ("q_proj", "v_proj")
+    scored_arguments: bool = False  # entity arguments and open answers chosen among episode spans
 
 
 PRESETS = {
@@ -246,7 +247,7 @@ def run_pipeline(config: PipelineConfig, on_stage: Callable[[str], None] | None 
 
     def group_for(url: str, roles: RoleModels, rows: list[dict], max_steps: int, prompts: str) -> Any:
         toolbox = build_task_toolbox(task, rows, tools_file=tools_file)
-        return build_group(task, toolbox, roles, EndpointConfig(base_url=url), AgentSettings(scored=True),
+        return build_group(task, toolbox, roles, EndpointConfig(base_url=url), AgentSettings(scored=True, scored_arguments=preset.scored_arguments),
                            Limits(max_steps=max_steps), prompts)  # type: ignore[arg-type]
 
     tools_file: Path | None = None

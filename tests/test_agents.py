@@ -134,3 +134,63 @@ def test_clean_answer_drops_lead_ins_quotes_and_the_final_stop(text, expected):
     from agents.parsing import clean_answer
 
     assert clean_answer(text) == expected
+
+
+def _hotpot_view(question, steps):
+    from agents.base import EpisodeView
+
+    tools = tuple(default_tool_specs("hotpotqa"))
+    return EpisodeView(question=question, inputs={}, steps=steps, tools=tools,
+                       actions=tuple(t.name for t in tools if t.name != "Reflect"))
+
+
+def test_scored_argument_candidates_come_from_the_question_and_observations():
+    from agents.argument_choices import argument_candidates
+
+    steps = [{"node": "plan", "action": "Retrieve", "argument": "Joe Heck",
+              "observation": "Could not find [Joe Heck]. Similar: ['Joseph Heck', 'Heck (film)']"},
+             {"node": "plan", "action": "Retrieve", "argument": "Catherine Cortez Masto",
+              "observation": "Catherine Cortez Masto (born March 29, 1964) served as Attorney General of Nevada."},
+             {"node": "plan", "action": "Finish", "argument": "Reno", "observation": "Proposed answer: Reno."},
+             {"node": "reflect", "action": "Reflect", "argument": "wrong", "observation": "Keep investigating."}]
+    view = _hotpot_view('Joe Heck ran against Democrat Catherine Cortez Masto, Attorney General of "Silver State"?',
+                        steps)
+    entities = argument_candidates(view, "Retrieve")
+    # quoted text first, then the question's names; arguments already retrieved are never offered again
+    assert entities[0] == "Silver State" and "Joe Heck" not in entities
+    assert "Democrat Catherine Cortez Masto" in entities and "Catherine Cortez Masto" not in entities
+    assert {"Joseph Heck", "Heck (film)", "Nevada"} <= set(entities)  # suggested titles and names seen
+    answers = argument_candidates(view, "Finish")
+    assert answers[0] == "Catherine Cortez Masto"  # the newest observation comes first
+    assert {"Nevada", "March 29, 1964", "1964"} <= set(answers) and answers[-2:] == ["yes", "no"]
+    assert "Reno" not in answers  # the reflect agent rejected it
+    assert argument_candidates(view, "Lookup") is None  # a keyword stays free text
+    assert argument_candidates(_hotpot_view("what?", []), "Retrieve") is None  # nothing to choose: generate
+
+
+def test_tool_agent_scores_candidate_arguments_only_when_asked():
+    view = _hotpot_view("Who directed Beowulf?", [
+        {"node": "plan", "action": "Retrieve", "argument": "Beowulf",
+         "observation": "Beowulf is a 2007 film directed by Robert Zemeckis and written by Roger Avary."}])
+    settings = AgentSettings(scored_arguments=True)
+    model = ScriptedModel(prefer=["Robert Zemeckis"])
+    assert ModelToolAgent(model, "meta", settings)(view, "", "Finish") == "Robert Zemeckis"
+    assert model.prompts[0].endswith("Finish[")  # candidates are scored after the open bracket
+    model = ScriptedModel(generations=["born in]"])
+    assert ModelToolAgent(model, "meta", settings)(view, "", "Lookup") == "born in"  # free text stays free
+    model = ScriptedModel(generations=["1"])
+    assert ModelToolAgent(model, "meta")(view, "", "Finish") == "1"  # off by default: generated
+
+
+def test_scored_arguments_prefer_the_likelier_name_per_character():
+    from agents.tool import ModelToolAgent as Tool
+
+    class Lengthy(ScriptedModel):
+        def score(self, prompt, candidates):  # -1 per character: equal per-character likelihood...
+            return [-1.0 * len(c) - (5.0 if c.startswith("Roger") else 0.0) for c in candidates]
+
+    view = _hotpot_view("Who directed Beowulf?", [
+        {"node": "plan", "action": "Retrieve", "argument": "Beowulf",
+         "observation": "Robert Zemeckis directed it with Roger Avary and Ann."}])
+    # ...so the long name is not beaten by a short one for its length alone
+    assert Tool(Lengthy(), "meta", AgentSettings(scored_arguments=True))(view, "", "Finish") == "Robert Zemeckis"

@@ -66,6 +66,25 @@ def test_run_prints_trace_and_writes_jsonl(tiny_stack, tmp_path):
     assert "step 1 plan" in done.stdout and "Answer:" in done.stdout
 
 
+def test_scored_arguments_come_from_the_episode_through_a_real_server(tiny_stack, tmp_path):
+    """A random tiny model writes junk; with --scored-arguments every Retrieve and Finish argument is a name
+    or number of the question or of an earlier observation (or yes/no)."""
+    data = write_rows(tmp_path / "hotpot.jsonl", ROWS)
+    trace = tmp_path / "trace.jsonl"
+    done = autoact("run", "--task", "hotpotqa", "--data", str(data), "--id", "q1", "--scored-arguments",
+                   "--trace-file", str(trace), "--base-url", tiny_stack.base_url, "--max-steps", "6")
+    assert done.returncode == 0, done.stdout + done.stderr
+    steps = [e for e in map(json.loads, trace.read_text().splitlines()) if e["node"] == "execute"]
+    chosen = [s for s in steps if s.get("action") in ("Retrieve", "Finish")]
+    assert chosen, steps
+    seen = ROWS[0]["question"]
+    for step in steps:
+        if step.get("action") in ("Retrieve", "Finish"):
+            arg = step["argument"]
+            assert arg and (arg in seen or arg in ("yes", "no")), (arg, seen)
+        seen += " " + (step.get("observation") or "")
+
+
 def test_unreachable_server_gives_a_clear_error(tmp_path):
     data = write_rows(tmp_path / "hotpot.jsonl", ROWS)
     done = autoact("eval", "--task", "hotpotqa", "--data", str(data), "--out", str(tmp_path / "o"),

@@ -1,0 +1,115 @@
+"""Closed sets of arguments for scored-argument mode (`AgentSettings.scored_arguments`).
+
+The embedded model rarely writes a useful page name or answer after `Retrieve[`
+or `Finish[` ("1", "Hint"), but it can rank names that are already in the
+episode. In this opt-in mode the tool agent scores candidates instead of
+generating:
+
+- an entity argument (a tool whose usage reads `Name[entity]`, `[query]`,
+  `[page]` or `[title]`): quoted strings and names of the question, titles a
+  tool suggested ("Similar: [...]"), then names seen in observations, minus the
+  arguments this action was already given (a repeat brings nothing new);
+- the answer of `Finish` on an open-answer task: names, dates and numbers of
+  the observations, names of the question (a comparison's answer is one of
+  them), then "yes" and "no", minus answers the reflect agent rejected.
+
+Any other argument (`Lookup[keyword]`, `Calculator[expression]`) stays free
+text. An empty candidate set also falls back to free generation.
+"""
+
+from __future__ import annotations
+
+import ast
+import re
+from typing import Mapping, Sequence
+
+from agents.base import FINISH, REFLECT, EpisodeView
+from agents.spans import name_spans, number_spans
+from evaluation.metrics import normalize_answer
+
+__all__ = ["ENTITY_PLACEHOLDERS", "argument_candidates"]
+
+#: Usage placeholders whose argument names a page or thing: chosen among names.
+ENTITY_PLACEHOLDERS = frozenset({"entity", "query", "page", "title"})
+
+_SIMILAR = re.compile(r"Similar:\s*(\[.*?\])", re.DOTALL)
+_OF = re.compile(r"\s+of(?:\s+the)?\s+")
+_QUOTED = re.compile(r'"([^"]{2,80})"|“([^”]{2,80})”')
+
+
+def _placeholder(view: EpisodeView, action: str) -> str:
+    spec = next((t for t in view.tools if t.name == action), None)
+    m = re.search(r"\[([^\]]*)\]", spec.usage) if spec else None
+    return m.group(1).strip().lower() if m else ""
+
+
+def _suggested(observation: str) -> list[str]:
+    """Titles listed after "Similar:" in an observation."""
+    m = _SIMILAR.search(observation)
+    if not m:
+        return []
+    try:
+        titles = ast.literal_eval(m.group(1))
+    except (ValueError, SyntaxError):
+        return []
+    return [t for t in titles if isinstance(t, str)]
+
+
+def _unique(spans: Sequence[str], exclude: set[str], limit: int) -> list[str]:
+    out: list[str] = []
+    seen = set(exclude)
+    for span in spans:
+        span = span.strip()
+        key = normalize_answer(span)
+        if not key or key in seen:
+            continue
+        seen.add(key)
+        out.append(span)
+        if len(out) == limit:
+            break
+    return out
+
+
+def _with_parts(spans: Sequence[str]) -> list[str]:
+    """Each span, then its parts around "of" ("Attorney General of Nevada": "Attorney General", "Nevada")."""
+    out: list[str] = []
+    for span in spans:
+        out.append(span)
+        parts = [p for p in _OF.split(span) if p[:1].isupper()]
+        out += parts if len(parts) > 1 else []
+    return out
+
+
+def _observations(steps: Sequence[Mapping[str, str]]) -> list[str]:
+    """Tool observations, newest first (the latest page is the likeliest next hop)."""
+    return [s.get("observation") or "" for s in reversed(steps)
+            if s.get("action") not in (FINISH, REFLECT, "") and s.get("observation")]
+
+
+def argument_candidates(view: EpisodeView, action: str, limit: int = 24) -> list[str] | None:
+    """The arguments `action` may take in scored-argument mode, best first; None: generate freely."""
+    question = view.question
+    observations = _observations(view.steps)
+    if action == FINISH:
+        if view.choices:
+            return None  # closed options are scored by the tool agent already
+        rejected = {normalize_answer(s.get("argument") or "") for i, s in enumerate(view.steps)
+                    if s.get("action") == FINISH and i + 1 < len(view.steps)
+                    and view.steps[i + 1].get("action") == REFLECT
+                    and view.steps[i + 1].get("argument") == "wrong"}
+        found = [span for text in observations for span in (*_with_parts(name_spans(text)), *number_spans(text))]
+        spans = [*found, *name_spans(question)]
+        tail = [a for a in ("yes", "no") if a not in rejected]
+        out = _unique(spans, rejected | {normalize_answer(question), "yes", "no"}, max(limit - len(tail), 0))
+        return [*out, *tail] or None
+    if _placeholder(view, action) not in ENTITY_PLACEHOLDERS:
+        return None
+    used = {normalize_answer(s.get("argument") or "") for s in view.steps if s.get("action") == action}
+    quoted = [a or b for a, b in _QUOTED.findall(question)]
+    names = name_spans(question)
+    # a leading title or adjective often sticks to a name ("Democrat Catherine Cortez Masto")
+    shorter = [name.split(" ", 1)[1] for name in names if name.count(" ") >= 2]
+    suggested = [t for text in observations for t in _suggested(text)]
+    seen_names = [span for text in observations for span in _with_parts(name_spans(text))]
+    spans = [*quoted, *names, *shorter, *suggested, *seen_names]
+    return _unique(spans, used, limit) or None
