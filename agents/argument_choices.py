@@ -33,6 +33,9 @@ __all__ = ["ENTITY_PLACEHOLDERS", "argument_candidates"]
 ENTITY_PLACEHOLDERS = frozenset({"entity", "query", "page", "title"})
 
 _SIMILAR = re.compile(r"Similar:\s*(\[.*?\])", re.DOTALL)
+#: How tools and the graph open an observation that found nothing: its words are not names.
+_FAILED = ("Could not find", "No page loaded", "No results", "No more results", "Lookup needs", "Invalid",
+           "There is no tool", "Tool ", "Reflect can only", "Finish needs")
 _OF = re.compile(r"\s+of(?:\s+the)?\s+")
 _QUOTED = re.compile(r'"([^"]{2,80})"|“([^”]{2,80})”')
 
@@ -81,9 +84,10 @@ def _with_parts(spans: Sequence[str]) -> list[str]:
 
 
 def _observations(steps: Sequence[Mapping[str, str]]) -> list[str]:
-    """Tool observations, newest first (the latest page is the likeliest next hop)."""
+    """Tool observations that found something, newest first (the latest page is the likeliest next hop)."""
     return [s.get("observation") or "" for s in reversed(steps)
-            if s.get("action") not in (FINISH, REFLECT, "") and s.get("observation")]
+            if s.get("action") not in (FINISH, REFLECT, "") and s.get("observation")
+            and not s["observation"].startswith(_FAILED)]
 
 
 def argument_candidates(view: EpisodeView, action: str, limit: int = 24) -> list[str] | None:
@@ -100,7 +104,8 @@ def argument_candidates(view: EpisodeView, action: str, limit: int = 24) -> list
         found = [span for text in observations for span in (*_with_parts(name_spans(text)), *number_spans(text))]
         spans = [*found, *name_spans(question)]
         tail = [a for a in ("yes", "no") if a not in rejected]
-        out = _unique(spans, rejected | {normalize_answer(question), "yes", "no"}, max(limit - len(tail), 0))
+        exclude = rejected | {normalize_answer(question), "yes", "no"} | {normalize_answer(a) for a in view.actions}
+        out = _unique(spans, exclude, max(limit - len(tail), 0))
         return [*out, *tail] or None
     if _placeholder(view, action) not in ENTITY_PLACEHOLDERS:
         return None
@@ -109,7 +114,7 @@ def argument_candidates(view: EpisodeView, action: str, limit: int = 24) -> list
     names = name_spans(question)
     # a leading title or adjective often sticks to a name ("Democrat Catherine Cortez Masto")
     shorter = [name.split(" ", 1)[1] for name in names if name.count(" ") >= 2]
-    suggested = [t for text in observations for t in _suggested(text)]
+    suggested = [t for s in reversed(view.steps) for t in _suggested(s.get("observation") or "")]
     seen_names = [span for text in observations for span in _with_parts(name_spans(text))]
     spans = [*quoted, *names, *shorter, *suggested, *seen_names]
     return _unique(spans, used, limit) or None

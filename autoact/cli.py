@@ -61,6 +61,9 @@ def add_group_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--prompts", choices=("auto", "meta", "roles"), default="auto",
                    help="meta: one zero-shot instruction for all roles; roles: one per role; auto: meta when one model plays all roles")
     p.add_argument("--max-steps", type=int, default=10, help="step limit of an episode")
+    p.add_argument("--answer-at-limit", action="store_true",
+                   help="the last steps before --max-steps offer only Finish (leaving room to reflect), instead "
+                   "of halting without an answer")
     p.add_argument("--max-reflections", type=int, default=1, help="Finish answers that get reflected on")
     p.add_argument("--context-tokens", type=int, default=2048, help="halt when a prompt would exceed this many tokens")
     p.add_argument("--timeout", type=float, default=300.0, help="seconds per model request")
@@ -73,7 +76,7 @@ def make_group(args: argparse.Namespace, task: Task, rows: Sequence[dict] | None
     toolbox = build_task_toolbox(task, rows, args.tools, args.wiki, args.database, args.triples, args.image_dir)
     endpoint = EndpointConfig(base_url=args.base_url, api_key=args.api_key, timeout=args.timeout)
     limits = Limits(max_steps=args.max_steps, max_reflections=args.max_reflections,
-                    context_tokens=args.context_tokens)
+                    context_tokens=args.context_tokens, answer_at_limit=args.answer_at_limit)
     settings = AgentSettings(scored=not args.free_actions, scored_arguments=args.scored_arguments)
     agent = getattr(args, "agent", "autoact")
     if agent == "fireact":  # one model fine-tuned on every role's data plays every role (`train --roles all`)
@@ -139,6 +142,14 @@ def make_baseline(args: argparse.Namespace, task: Task) -> Any:
     return build_baseline(args.baseline, task, model, train)
 
 
+def _agent_settings(args: argparse.Namespace) -> dict[str, Any]:
+    """The command-line choices that shape an agent's behaviour, for the evaluation summary."""
+    keys = ("agent", "baseline", "model", "plan_model", "tool_model", "reflect_model", "group", "no_reflect",
+            "free_actions", "scored_arguments", "answer_at_limit", "prompts", "max_steps", "max_reflections",
+            "context_tokens", "tools")
+    return {k: getattr(args, k) for k in keys if getattr(args, k, None) not in (None, False)}
+
+
 def cmd_eval(args: argparse.Namespace) -> int:
     task = get_task(args.task)
     rows = read_rows(args.data, task)
@@ -148,8 +159,8 @@ def cmd_eval(args: argparse.Namespace) -> int:
                     jsonl=Path(args.trace_file) if args.trace_file else None)
     started = time.perf_counter()
     try:
-        summary = evaluate(group, task, rows, EvalOptions(out, args.limit, args.concurrency, not args.no_progress),
-                           tracer)
+        options = EvalOptions(out, args.limit, args.concurrency, not args.no_progress, settings=_agent_settings(args))
+        summary = evaluate(group, task, rows, options, tracer)
     finally:
         tracer.close()
     console.print(summary_table(summary, task.metrics))

@@ -89,7 +89,7 @@ def cmd_synthesize(args: argparse.Namespace) -> int:
     group = make_group(args, task, corpus)
     info = {"model": args.model, "group": args.group, "base_url": args.base_url, "questions": str(args.questions),
             "corpus": str(args.corpus) if args.corpus else None, "scored": not args.free_actions,
-            "scored_arguments": args.scored_arguments}
+            "scored_arguments": args.scored_arguments, "answer_at_limit": args.answer_at_limit}
     summary = synthesize(group, task, questions, Path(args.out), args.concurrency, not args.no_progress, info)
     console.print(summary_table(summary, task.metrics, title=f"synthesis on {task.name} (success = reward 1)"))
     return 0
@@ -206,7 +206,8 @@ def cmd_pipeline(args: argparse.Namespace) -> int:
 
     overrides = {k: v for k, v in (("n_questions", args.n_questions), ("epochs", args.epochs),
                                    ("eval_limit", args.eval_limit), ("concurrency", args.concurrency),
-                                   ("scored_arguments", args.scored_arguments or None))
+                                   ("scored_arguments", args.scored_arguments or None),
+                                   ("answer_at_limit", args.answer_at_limit or None))
                  if v is not None}
     config = PipelineConfig(task=args.task, workdir=Path(args.workdir), preset=args.preset,
                             data_dir=Path(args.data_dir), base=args.base, base_url=args.base_url,
@@ -373,6 +374,8 @@ def add_training_parsers(sub: argparse._SubParsersAction) -> None:
     pl.add_argument("--concurrency", type=int, default=None, help="episodes run at once in synthesis and eval")
     pl.add_argument("--scored-arguments", action="store_true", help="synthesis and eval choose entity arguments "
                     "and open answers among the episode's names and numbers by likelihood (for weak models)")
+    pl.add_argument("--answer-at-limit", action="store_true", help="synthesis and eval episodes must Finish in "
+                    "their last steps instead of halting without an answer")
     pl.add_argument("--rounds", type=int, default=1, help="self-improvement rounds: round r>=2 synthesizes new "
                     "questions with the latest round's trained group, or the Meta-Agent while no round has "
                     "kept a trajectory (default 1: the paper's method)")

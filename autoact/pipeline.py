@@ -63,6 +63,7 @@ class Preset:
     lora_dropout: float = 0.05
     target_modules: tuple[str, ...] = ("q_proj", "v_proj")
     scored_arguments: bool = False  # entity arguments and open answers chosen among episode spans
+    answer_at_limit: bool = False  # the last steps must Finish instead of halting without an answer
 
 
 PRESETS = {
@@ -247,8 +248,10 @@ def run_pipeline(config: PipelineConfig, on_stage: Callable[[str], None] | None 
 
     def group_for(url: str, roles: RoleModels, rows: list[dict], max_steps: int, prompts: str) -> Any:
         toolbox = build_task_toolbox(task, rows, tools_file=tools_file)
-        return build_group(task, toolbox, roles, EndpointConfig(base_url=url), AgentSettings(scored=True, scored_arguments=preset.scored_arguments),
-                           Limits(max_steps=max_steps), prompts)  # type: ignore[arg-type]
+        settings = AgentSettings(scored=True, scored_arguments=preset.scored_arguments)
+        limits = Limits(max_steps=max_steps, answer_at_limit=preset.answer_at_limit)
+        return build_group(task, toolbox, roles, EndpointConfig(base_url=url), settings, limits,
+                           prompts)  # type: ignore[arg-type]
 
     tools_file: Path | None = None
     try:

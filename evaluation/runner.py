@@ -35,6 +35,7 @@ class EvalOptions:
     results_file: str = "results.jsonl"
     summary_file: str = "summary.json"
     label: str = "eval"  # progress-bar label
+    settings: dict[str, Any] | None = None  # how the agent was set up, copied into the summary
 
 
 def run_episode(group: AgentGroup, task: Task, row: dict[str, Any],
@@ -111,5 +112,7 @@ def evaluate(group: AgentGroup, task: Task, rows: Sequence[dict[str, Any]], opti
         by_group.setdefault(str(r.get("group", "all")), []).append(r)
     summary["diagnostics"] = {**summarize_diagnostics(done),
                               "groups": {g: summarize_diagnostics(items) for g, items in sorted(by_group.items())}}
+    if options.settings:
+        summary["settings"] = options.settings
     (options.out_dir / options.summary_file).write_text(json.dumps(summary, indent=2) + "\n", encoding="utf-8")
     return summary

@@ -30,6 +30,11 @@ class Limits:
     max_reflections: int = 1
     context_tokens: int = 2048  # halt before a prompt would exceed this (estimated)
     chars_per_token: float = 3.5
+    answer_at_limit: bool = False  # the last steps must Finish (and leave room to reflect) instead of halting
+
+    def must_finish(self, steps_taken: int, can_reflect: bool) -> bool:
+        """With `answer_at_limit`: whether the step about to be planned is the last that can still Finish."""
+        return self.answer_at_limit and self.max_steps - steps_taken <= (2 if can_reflect else 1)
 
     def recursion_limit(self) -> int:
         """LangGraph super-steps an episode can need: plan, tool, execute per step, plus reflect/halt."""

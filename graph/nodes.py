@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any
 
 from langgraph.runtime import Runtime
@@ -13,12 +14,19 @@ from prompts.builder import PromptBuilder
 
 
 def plan_node(state: GroupState, runtime: Runtime[GroupContext]) -> dict[str, Any]:
-    """The plan agent picks a thought and an action name; halts first if the prompt would not fit."""
+    """The plan agent picks a thought and an action name; halts first if the prompt would not fit.
+
+    With `Limits.answer_at_limit`, the last step that leaves room for a reflection offers only Finish.
+    """
     ctx = runtime.context
     view = ctx.view(state)
     prompt = PromptBuilder(ctx.budget_role, view.tools).thought(view.question, view.steps)
     if len(prompt) / ctx.limits.chars_per_token > ctx.limits.context_tokens:
         return {"halted": True, "halt_reason": "context budget"}
+    can_reflect = ctx.reflect is not None and state.get("reflections", 0) < ctx.limits.max_reflections
+    if ctx.limits.must_finish(len(view.steps), can_reflect):
+        decision = ctx.plan(replace(view, actions=(FINISH,)))
+        return {"pending": {"thought": decision.thought, "action": FINISH, "error": None}}
     decision = ctx.plan(view)
     return {"pending": {"thought": decision.thought, "action": decision.action, "error": decision.error}}
 

@@ -70,6 +70,19 @@ def test_step_limit_without_any_answer():
     assert state["halted"] and state["answer"] == "" and len(state["steps"]) == 3
 
 
+def test_answer_at_limit_makes_the_last_steps_finish_and_leaves_room_to_reflect():
+    g = group([("look", "Search")] * 9, ["Fredville"] * 3 + ["Fredville"], ["right"], max_steps=5,
+              answer_at_limit=True)
+    state = g.invoke(Q)
+    # steps 1-3 search; step 4 is the last that leaves room for the reflection, so it must Finish
+    assert actions(state) == ["Search[Fredville]"] * 3 + ["Finish[Fredville]", "Reflect[right]"]
+    assert state["answer"] == "Fredville" and not state["halted"]
+    g = group([("look", "Search")] * 9, ["Fredville"] * 9, reflect=False, max_steps=3, answer_at_limit=True)
+    assert actions(g.invoke(Q))[-1] == "Finish[Fredville]"  # without a reflect agent: the very last step
+    g = group([("look", "Search")] * 9, ["Fredville"] * 9, max_steps=3)
+    assert g.invoke(Q)["halted"]  # off by default: the step limit halts
+
+
 def test_context_budget_halts_before_overlong_prompt():
     from prompts.builder import PromptBuilder
     probe = group([], [])

@@ -43,6 +43,7 @@ def test_eval_limit_2_writes_rows_and_summary_then_resumes(tiny_stack, tmp_path)
         assert all(s["action"] for s in r["transcript"])  # scored choices always name an action
     summary = json.loads((out / "summary.json").read_text())
     assert summary["n"] == 2 and set(summary["groups"]) == {"easy", "hard"}
+    assert summary["settings"]["max_steps"] == 3 and "scored_arguments" not in summary["settings"]
     assert "overall" in first.stdout
     # the server's token counts, per role and episode: every step asked the plan agent for a thought
     for r in results:
