@@ -10,8 +10,10 @@ generating:
   tool suggested ("Similar: [...]"), then names seen in observations, minus the
   arguments this action was already given (a repeat brings nothing new);
 - the answer of `Finish` on an open-answer task: names, dates and numbers of
-  the observations, names of the question (a comparison's answer is one of
-  them), then "yes" and "no", minus answers the reflect agent rejected.
+  the observations, the question's names when it offers alternatives ("X or
+  Y?"), and "yes" and "no" when it is a yes/no question ("Is ...", "Did ..."),
+  minus answers the reflect agent rejected (before any observation: the
+  question's names and yes/no).
 
 Any other argument (`Lookup[keyword]`, `Calculator[expression]`) stays free
 text. An empty candidate set also falls back to free generation.
@@ -36,6 +38,8 @@ _SIMILAR = re.compile(r"Similar:\s*(\[.*?\])", re.DOTALL)
 #: How tools and the graph open an observation that found nothing: its words are not names.
 _FAILED = ("Could not find", "No page loaded", "No results", "No more results", "Lookup needs", "Invalid",
            "There is no tool", "Tool ", "Reflect can only", "Finish needs")
+_OR = re.compile(r"\bor\b", re.IGNORECASE)
+_POLAR = re.compile(r"\s*(?:is|are|was|were|do|does|did|can|could|has|have|had|will|would|should)\b", re.IGNORECASE)
 _OF = re.compile(r"\s+of(?:\s+the)?\s+")
 _QUOTED = re.compile(r'"([^"]{2,80})"|“([^”]{2,80})”')
 
@@ -92,29 +96,38 @@ def _observations(steps: Sequence[Mapping[str, str]]) -> list[str]:
 
 def argument_candidates(view: EpisodeView, action: str, limit: int = 24) -> list[str] | None:
     """The arguments `action` may take in scored-argument mode, best first; None: generate freely."""
-    question = view.question
-    observations = _observations(view.steps)
     if action == FINISH:
-        if view.choices:
-            return None  # closed options are scored by the tool agent already
-        rejected = {normalize_answer(s.get("argument") or "") for i, s in enumerate(view.steps)
-                    if s.get("action") == FINISH and i + 1 < len(view.steps)
-                    and view.steps[i + 1].get("action") == REFLECT
-                    and view.steps[i + 1].get("argument") == "wrong"}
-        found = [span for text in observations for span in (*_with_parts(name_spans(text)), *number_spans(text))]
-        spans = [*found, *name_spans(question)]
-        tail = [a for a in ("yes", "no") if a not in rejected]
-        exclude = rejected | {normalize_answer(question), "yes", "no"} | {normalize_answer(a) for a in view.actions}
-        out = _unique(spans, exclude, max(limit - len(tail), 0))
-        return [*out, *tail] or None
+        # closed options (ScienceQA) are scored by the tool agent already
+        return None if view.choices else _answers(view, limit) or None
     if _placeholder(view, action) not in ENTITY_PLACEHOLDERS:
         return None
+    return _entities(view, action, limit) or None
+
+
+def _answers(view: EpisodeView, limit: int) -> list[str]:
+    question = view.question
+    rejected = {normalize_answer(s.get("argument") or "") for i, s in enumerate(view.steps)
+                if s.get("action") == FINISH and i + 1 < len(view.steps)
+                and view.steps[i + 1].get("action") == REFLECT and view.steps[i + 1].get("argument") == "wrong"}
+    found = [span for text in _observations(view.steps)
+             for span in (*_with_parts(name_spans(text)), *number_spans(text))]
+    # a question names its answer only when it offers alternatives ("Which is older, X or Y?")
+    spans = [*found, *(name_spans(question) if _OR.search(question) else [])]
+    polar = bool(_POLAR.match(question))
+    if not spans and not polar:  # nothing seen yet: the question's names, or yes/no
+        spans, polar = name_spans(question), True
+    tail = [a for a in ("yes", "no") if a not in rejected] if polar else []
+    exclude = rejected | {normalize_answer(question), "yes", "no"} | {normalize_answer(a) for a in view.actions}
+    return [*_unique(spans, exclude, max(limit - len(tail), 0)), *tail]
+
+
+def _entities(view: EpisodeView, action: str, limit: int) -> list[str]:
+    question = view.question
     used = {normalize_answer(s.get("argument") or "") for s in view.steps if s.get("action") == action}
     quoted = [a or b for a, b in _QUOTED.findall(question)]
     names = name_spans(question)
     # a leading title or adjective often sticks to a name ("Democrat Catherine Cortez Masto")
     shorter = [name.split(" ", 1)[1] for name in names if name.count(" ") >= 2]
     suggested = [t for s in reversed(view.steps) for t in _suggested(s.get("observation") or "")]
-    seen_names = [span for text in observations for span in _with_parts(name_spans(text))]
-    spans = [*quoted, *names, *shorter, *suggested, *seen_names]
-    return _unique(spans, used, limit) or None
+    seen_names = [span for text in _observations(view.steps) for span in _with_parts(name_spans(text))]
+    return _unique([*quoted, *names, *shorter, *suggested, *seen_names], used, limit)

@@ -145,6 +145,8 @@ def _hotpot_view(question, steps):
 
 
 def test_scored_argument_candidates_come_from_the_question_and_observations():
+    from dataclasses import replace
+
     from agents.argument_choices import argument_candidates
 
     steps = [{"node": "plan", "action": "Retrieve", "argument": "Joe Heck",
@@ -162,8 +164,12 @@ def test_scored_argument_candidates_come_from_the_question_and_observations():
     assert {"Joseph Heck", "Heck (film)", "Nevada"} <= set(entities)  # suggested titles and names seen
     answers = argument_candidates(view, "Finish")
     assert answers[0] == "Catherine Cortez Masto"  # the newest observation comes first
-    assert {"Nevada", "March 29, 1964", "1964"} <= set(answers) and answers[-2:] == ["yes", "no"]
+    assert {"Nevada", "March 29, 1964", "1964"} <= set(answers)
     assert "Reno" not in answers  # the reflect agent rejected it
+    assert "Joe Heck" not in answers and "yes" not in answers  # neither a choice nor a yes/no question
+    choice = argument_candidates(replace(view, question="Was Joe Heck or Catherine Cortez Masto born first?"),
+                                 "Finish")
+    assert "Joe Heck" in choice and choice[-2:] == ["yes", "no"]
     assert argument_candidates(view, "Lookup") is None  # a keyword stays free text
     assert argument_candidates(_hotpot_view("what?", []), "Retrieve") is None  # nothing to choose: generate
 
