@@ -110,3 +110,10 @@ def test_a_failing_stage_stops_the_run_with_its_name_and_a_resume_hint(tmp_path,
         run_pipeline(config)
     (stage,) = json.loads((tmp_path / "run" / "run.json").read_text())["stages"]
     assert stage["name"] == "serve" and stage["status"] == "failed" and "port 8000" in stage["error"]
+
+
+def test_the_weak_model_aids_are_recorded_with_the_run(tmp_path):
+    record(tmp_path, scored_arguments=True, answer_at_limit=True)
+    settings = json.loads((tmp_path / "run.json").read_text())["settings"]
+    assert settings["scored_arguments"] is True and settings["answer_at_limit"] is True
+    assert PipelineConfig(task="hotpotqa", workdir=tmp_path).preset_values().scored_arguments is False
