@@ -9,11 +9,13 @@ generating:
   `[page]` or `[title]`): quoted strings and names of the question, titles a
   tool suggested ("Similar: [...]"), then names seen in observations, minus the
   arguments this action was already given (a repeat brings nothing new);
-- the answer of `Finish` on an open-answer task: names, dates and numbers of
-  the observations, the question's names when it offers alternatives ("X or
-  Y?"), and "yes" and "no" when it is a yes/no question ("Is ...", "Did ..."),
-  minus answers the reflect agent rejected (before any observation: the
-  question's names and yes/no).
+- the answer of `Finish` on an open-answer task: "yes" or "no" for a yes/no
+  question ("Are X and Y both ...?"); the question's names when it offers
+  alternatives ("Which is older, X or Y?"); otherwise the names, dates and
+  numbers of the observations that the question does not name itself (a
+  question rarely contains its answer). Answers the reflect agent rejected
+  are never offered again; before any observation, the question's names and
+  yes/no are.
 
 Any other argument (`Lookup[keyword]`, `Calculator[expression]`) stays free
 text. An empty candidate set also falls back to free generation.
@@ -111,12 +113,16 @@ def _answers(view: EpisodeView, limit: int) -> list[str]:
                 and view.steps[i + 1].get("action") == REFLECT and view.steps[i + 1].get("argument") == "wrong"}
     found = [span for text in _observations(view.steps)
              for span in (*_with_parts(name_spans(text)), *number_spans(text))]
+    choice, polar = bool(_OR.search(question)), bool(_POLAR.match(question))
+    yes_no = [a for a in ("yes", "no") if a not in rejected]
+    if polar and not choice:  # "Are X and Y both ...?" is answered yes or no
+        return yes_no
+    asked = f" {normalize_answer(question)} "
     # a question names its answer only when it offers alternatives ("Which is older, X or Y?")
-    spans = [*found, *(name_spans(question) if _OR.search(question) else [])]
-    polar = bool(_POLAR.match(question))
-    if not spans and not polar:  # nothing seen yet: the question's names, or yes/no
+    spans = [*name_spans(question)] if choice else [s for s in found if f" {normalize_answer(s)} " not in asked]
+    if not spans and not choice:  # nothing seen yet: the question's names, or yes/no
         spans, polar = name_spans(question), True
-    tail = [a for a in ("yes", "no") if a not in rejected] if polar else []
+    tail = yes_no if polar else []
     exclude = rejected | {normalize_answer(question), "yes", "no"} | {normalize_answer(a) for a in view.actions}
     return [*_unique(spans, exclude, max(limit - len(tail), 0)), *tail]
 

@@ -163,13 +163,16 @@ def test_scored_argument_candidates_come_from_the_question_and_observations():
     assert "Democrat Catherine Cortez Masto" in entities and "Catherine Cortez Masto" not in entities
     assert {"Joseph Heck", "Heck (film)", "Nevada"} <= set(entities)  # suggested titles and names seen
     answers = argument_candidates(view, "Finish")
-    assert answers[0] == "Catherine Cortez Masto"  # the newest observation comes first
-    assert {"Nevada", "March 29, 1964", "1964"} <= set(answers)
+    assert answers[:2] == ["Attorney General of Nevada", "Nevada"]  # the newest observation comes first
+    assert {"March 29, 1964", "1964"} <= set(answers)
     assert "Reno" not in answers  # the reflect agent rejected it
-    assert "Joe Heck" not in answers and "yes" not in answers  # neither a choice nor a yes/no question
+    assert "Catherine Cortez Masto" not in answers  # named by the question: rarely its answer
+    assert "yes" not in answers  # not a yes/no question
     choice = argument_candidates(replace(view, question="Was Joe Heck or Catherine Cortez Masto born first?"),
                                  "Finish")
-    assert "Joe Heck" in choice and choice[-2:] == ["yes", "no"]
+    assert choice == ["Joe Heck", "Catherine Cortez Masto", "yes", "no"]  # alternatives offered, and yes/no
+    assert argument_candidates(replace(view, question="Are Reno and Nevada both in the West?"), "Finish") == [
+        "yes", "no"]
     assert argument_candidates(view, "Lookup") is None  # a keyword stays free text
     assert argument_candidates(_hotpot_view("what?", []), "Retrieve") is None  # nothing to choose: generate
 
