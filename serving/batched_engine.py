@@ -191,6 +191,28 @@ class PrefixCache:
         return len(self._entries)
 
 
+_Ready = tuple[Request, _Settings, "_PrefixEntry | None", int]  # a prepared request and its reused tokens
+
+
+def _split_siblings(ready: list[_Ready], min_gain: int) -> tuple[list[_Ready], list[_Ready]]:
+    """Requests to prefill now, and siblings to prefill right after them from the prefix cache.
+
+    Scoring a closed choice sends one request per candidate, all with the same long prompt.
+    Prefilled together, each would compute that prompt again; so a request whose uncached
+    tokens share at least ``min_gain`` more tokens with an earlier request of the same
+    adapter (one that computes logprobs too, if it needs them) waits for that one's cache.
+    """
+    leaders: list[_Ready] = []
+    followers: list[_Ready] = []
+    for item in ready:
+        request, s, _, reuse = item
+        shares = any(other.adapter == request.adapter and (s.logprobs is None or other_s.logprobs is not None)
+                     and _common_prefix(tuple(other.input_ids), request.input_ids) - 1 - reuse >= min_gain
+                     for other, other_s, _, _ in leaders)
+        (followers if shares else leaders).append(item)
+    return leaders, followers
+
+
 def _common_prefix(a: tuple[int, ...], b: list[int]) -> int:
     n = min(len(a), len(b))
     i = 0
@@ -347,7 +369,7 @@ class BatchedEngine:
         max_queue: int = 256,
         context_len: int | None = None,
         stream_interval: int = 2,
-        prefix_cache_tokens: int = 16384,
+        prefix_cache_tokens: int = 32768,
         threads: int | None = None,
         prefill_budget: int = 2048,
         admit_wait_s: float = 0.25,
@@ -533,8 +555,17 @@ class BatchedEngine:
             prepared = self._prepare(request)
             if prepared is not None:
                 ready.append(prepared)
-        # prompts are prefilled together, up to a budget of padded new tokens per forward
-        ready.sort(key=lambda r: len(r[0].input_ids) - r[3])
+        leaders, followers = _split_siblings(ready, self.prefix_cache.min_reuse)
+        self._prefill_groups(leaders)
+        if followers:  # their shared prefix is cached now: look it up again
+            self._prefill_groups([(request, s, *self.prefix_cache.lookup(request.adapter, request.input_ids,
+                                                                          s.logprobs is not None))
+                                  for request, s, _, _ in followers])
+        return bool(ready)
+
+    def _prefill_groups(self, ready: list[_Ready]) -> None:
+        """Prefill prompts together, up to a budget of padded new tokens per forward."""
+        ready = sorted(ready, key=lambda r: len(r[0].input_ids) - r[3])
         groups: list[list] = []
         group: list = []
         for item in ready:
@@ -552,7 +583,6 @@ class BatchedEngine:
                 log.exception("prefill failed")
                 for request, *_ in group:
                     self._fail(request, ERROR_INTERNAL, f"prefill failed: {err}")
-        return bool(ready)
 
     def _fail(self, request: Request, code: int, message: str) -> None:
         request.done = True

@@ -171,8 +171,9 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--max-queue", type=int, default=256,
                         help="requests queued or running at most; more are refused with an error")
     parser.add_argument("--context-len", type=int, default=None, help="default: the model's")
-    parser.add_argument("--prefix-cache-tokens", type=int, default=16384,
-                        help="prompt tokens whose key/value cache is kept for reuse (0: off)")
+    parser.add_argument("--prefix-cache-tokens", type=int, default=32768,
+                        help="prompt tokens whose key/value cache is kept for reuse (0: off); the "
+                        "candidates of a scored choice reuse their shared prompt through it")
     parser.add_argument("--stream-interval", type=int, default=2)
     parser.add_argument("--threads", type=int, default=None, help="torch threads (default: available cores)")
     return parser.parse_args(argv)

@@ -133,6 +133,29 @@ def test_prefix_reuse_gives_the_same_logprobs(engine, reference):
     assert engine.prefix_cache.hits - hits == 4  # the 2nd and 3rd candidate of each model reused the prompt
 
 
+def test_candidates_sent_together_prefill_their_shared_prompt_once(tiny_model_dir, adapters, reference):
+    """Scoring sends one echo request per candidate at once: the first of each model computes the
+    prompt, the others reuse its cache in a second forward, with unchanged outputs."""
+    prompt = "Question: which river is longer, the Nile or the Amazon? Thought: compare them. " * 3 + "Action:"
+    requests = [{"model": model, "prompt": prompt + f" {candidate}", "temperature": 0.0, "max_new_tokens": 1,
+                 "echo": True, "logprobs": 1} for model in ("tiny", "tool") for candidate in ADAPTER_CANDIDATES]
+    eng = BatchedEngine(tiny_model_dir, adapters, base_name="tiny", dtype="float32", max_batch_size=8)
+    boxes: list[queue.Queue] = []
+    for params in requests:  # all waiting before the engine looks: one admission sees them together
+        box: queue.Queue = queue.Queue()
+        eng.submit(params, lambda out, box=box: box.put(out) if out.get("finish_reason") else None)
+        boxes.append(box)
+    with eng:
+        outputs = [box.get(timeout=120) for box in boxes]
+    assert all(same_output(o, reference(r)) for o, r in zip(outputs, requests))
+    per_model = len(ADAPTER_CANDIDATES) - 1
+    assert eng.prefix_cache.hits == 2 * per_model  # every candidate but each model's first reused the prompt
+    assert eng.stats["prefill_tokens"] < len(requests) * len(eng.tokenizer(prompt).input_ids) / 2
+
+
+ADAPTER_CANDIDATES = ("Retrieve", "Lookup", "Search", "Finish")
+
+
 def test_bf16_engine_stays_close_to_fp32(tiny_model_dir, adapters, reference):
     params = {"model": "plan", "prompt": PROMPTS[0], "temperature": 0.0, "max_new_tokens": 1, "echo": True,
               "logprobs": 1}
