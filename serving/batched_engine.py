@@ -401,6 +401,9 @@ class BatchedEngine:
                 model.load_adapter(str(self.adapters[name]), adapter_name=name)
             self.row_adapters = install_stacked_lora(model, names)
         self.model = model.eval()
+        # prompt logprobs: the decoder's final norm output, turned into logits by the output layer
+        self._final_norm: torch.nn.Module = model.get_decoder().norm
+        self._lm_head: torch.nn.Module = model.get_output_embeddings()
         config = model.config
         text = config.get_text_config(decoder=True) if hasattr(config, "get_text_config") else config
         self._layers = int(text.num_hidden_layers)
@@ -650,12 +653,15 @@ class BatchedEngine:
                     k[b, :, prior_len - reuse:prior_len] = entry.layers[i][0][0, :, :reuse]
                     v[b, :, prior_len - reuse:prior_len] = entry.layers[i][1][0, :, :reuse]
             buffers.append(_BufferLayer(k, v, prior_len))
-        kwargs: dict[str, Any] = {} if need_logprobs else {"logits_to_keep": 1}
+        # only the last position's logits come out of the model; prompt logprobs are computed from
+        # the final hidden states a chunk at a time (full logits of a long prompt take gigabytes)
+        kwargs: dict[str, Any] = {"logits_to_keep": 1}
         if rows > 1 or prior_len:
             kwargs.update(attention_mask=mask, position_ids=positions)
         if self.row_adapters is not None:
             self.row_adapters.set([r.adapter for r, *_ in group])
-        out = self.model(input_ids=tokens, past_key_values=_cache_over(buffers), use_cache=True, **kwargs)
+        with _capture_output(self._final_norm if need_logprobs else None) as hidden:
+            out = self.model(input_ids=tokens, past_key_values=_cache_over(buffers), use_cache=True, **kwargs)
         self.stats["prefill_forwards"] += 1
         layers_all = [(layer.keys, layer.values) for layer in buffers]
         joining = []
@@ -668,19 +674,17 @@ class BatchedEngine:
                 layers = [(torch.cat([k[b:b + 1, :, prior_len - reuse:prior_len], k[b:b + 1, :, start:]], dim=2),
                            torch.cat([v[b:b + 1, :, prior_len - reuse:prior_len], v[b:b + 1, :, start:]], dim=2))
                           for k, v in layers_all]
-            logits = out.logits[b, width - (n - reuse):] if need_logprobs else out.logits[b]
             prompt_logprobs: list[float | None] | None = None
             if s.logprobs is not None:
                 head = entry.logprobs[: reuse + 1] if entry else [None]  # type: ignore[index]
-                rest: list[float] = []
-                if logits.shape[0] > 1:
-                    rest = _token_logprobs(logits[:-1], request.input_ids[reuse + 1:])
+                states = hidden[0][b, width - (n - reuse):-1]
+                rest = _token_logprobs(states, request.input_ids[reuse + 1:], self._lm_head) if len(states) else []
                 prompt_logprobs = list(head) + rest
             request.token_logprobs = list(prompt_logprobs) if prompt_logprobs is not None else [None]
             self.prefix_cache.store(request.adapter, _PrefixEntry(tuple(request.input_ids), layers, prompt_logprobs))
             self.stats["prefills"] += 1
             self.stats["prefill_tokens"] += n - reuse
-            self._take_token(request, s, logits[-1])
+            self._take_token(request, s, out.logits[b, -1])
             if not request.done:
                 joining.append((request, layers, n))
         self._batch.add(joining)
@@ -854,13 +858,27 @@ def _stacked_forward(self: Any, x: torch.Tensor, *args: Any, **kwargs: Any) -> t
     return result + update.to(result.dtype)
 
 
-def _token_logprobs(logits: torch.Tensor, ids: list[int], chunk: int = 256) -> list[float]:
-    """``log_softmax(logits)[t, ids[t]]`` for every position, in fp32, a chunk of positions at a
-    time (a 2,000-token prompt's full fp32 log-softmax would take 400 MB)."""
+@contextmanager
+def _capture_output(module: torch.nn.Module | None) -> Iterator[list[torch.Tensor]]:
+    """Collect what ``module`` returns during the block (nothing when it is None)."""
+    seen: list[torch.Tensor] = []
+    if module is None:
+        yield seen
+        return
+    handle = module.register_forward_hook(lambda _m, _i, output: seen.append(output))
+    try:
+        yield seen
+    finally:
+        handle.remove()
+
+
+def _token_logprobs(states: torch.Tensor, ids: list[int], head: torch.nn.Module, chunk: int = 256) -> list[float]:
+    """``log_softmax(head(states))[t, ids[t]]`` for every position, in fp32, a chunk of positions at
+    a time (a 2,000-token prompt's full fp32 logits would take 400 MB)."""
     out: list[float] = []
     targets = torch.tensor(ids).unsqueeze(-1)
-    for start in range(0, logits.shape[0], chunk):
-        part = logits[start:start + chunk].float()
+    for start in range(0, states.shape[0], chunk):
+        part = head(states[start:start + chunk]).float()
         picked = part.gather(-1, targets[start:start + chunk]).squeeze(-1)
         out.extend((picked - torch.logsumexp(part, dim=-1)).tolist())
     return out
