@@ -42,6 +42,7 @@ _FAILED = ("Could not find", "No page loaded", "No results", "No more results", 
            "There is no tool", "Tool ", "Reflect can only", "Finish needs")
 _OR = re.compile(r"\bor\b", re.IGNORECASE)
 _POLAR = re.compile(r"\s*(?:is|are|was|were|do|does|did|can|could|has|have|had|will|would|should)\b", re.IGNORECASE)
+_POSSESSIVE = re.compile(r"['’]s\b")
 _OF = re.compile(r"\s+of(?:\s+the)?\s+")
 _QUOTED = re.compile(r'"([^"]{2,80})"|“([^”]{2,80})”')
 
@@ -117,7 +118,7 @@ def _answers(view: EpisodeView, limit: int) -> list[str]:
     yes_no = [a for a in ("yes", "no") if a not in rejected]
     if polar and not choice:  # "Are X and Y both ...?" is answered yes or no
         return yes_no
-    asked = f" {normalize_answer(question)} "
+    asked = f" {normalize_answer(question)} | {normalize_answer(_POSSESSIVE.sub('', question))} "
     # a question names its answer only when it offers alternatives ("Which is older, X or Y?")
     spans = [*name_spans(question)] if choice else [s for s in found if f" {normalize_answer(s)} " not in asked]
     if not spans and not choice:  # nothing seen yet: the question's names, or yes/no

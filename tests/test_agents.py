@@ -167,6 +167,8 @@ def test_scored_argument_candidates_come_from_the_question_and_observations():
     assert {"March 29, 1964", "1964"} <= set(answers)
     assert "Reno" not in answers  # the reflect agent rejected it
     assert "Catherine Cortez Masto" not in answers  # named by the question: rarely its answer
+    possessive = argument_candidates(replace(view, question="Who was Catherine Cortez Masto's rival?"), "Finish")
+    assert "Catherine Cortez Masto" not in possessive and "Nevada" in possessive
     assert "yes" not in answers  # not a yes/no question
     choice = argument_candidates(replace(view, question="Was Joe Heck or Catherine Cortez Masto born first?"),
                                  "Finish")
