@@ -118,9 +118,10 @@ def _answers(view: EpisodeView, limit: int) -> list[str]:
     yes_no = [a for a in ("yes", "no") if a not in rejected]
     if polar and not choice:  # "Are X and Y both ...?" is answered yes or no
         return yes_no
-    asked = f" {normalize_answer(question)} | {normalize_answer(_POSSESSIVE.sub('', question))} "
+    asked = [f" {normalize_answer(q)} " for q in (question, _POSSESSIVE.sub("", question))]
     # a question names its answer only when it offers alternatives ("Which is older, X or Y?")
-    spans = [*name_spans(question)] if choice else [s for s in found if f" {normalize_answer(s)} " not in asked]
+    spans = name_spans(question) if choice else [
+        s for s in found if not any(f" {normalize_answer(s)} " in q for q in asked)]
     if not spans and not choice:  # nothing seen yet: the question's names, or yes/no
         spans, polar = name_spans(question), True
     tail = yes_no if polar else []
