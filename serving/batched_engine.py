@@ -26,7 +26,7 @@ import threading
 import time
 from collections import OrderedDict
 from contextlib import contextmanager
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -191,7 +191,7 @@ class PrefixCache:
         return len(self._entries)
 
 
-_Ready = tuple[Request, _Settings, "_PrefixEntry | None", int]  # a prepared request and its reused tokens
+_Ready = tuple[Request, _Settings, _PrefixEntry | None, int]  # a prepared request and its reused tokens
 
 
 def _split_siblings(ready: list[_Ready], min_gain: int) -> tuple[list[_Ready], list[_Ready]]:
@@ -207,13 +207,13 @@ def _split_siblings(ready: list[_Ready], min_gain: int) -> tuple[list[_Ready], l
     for item in ready:
         request, s, _, reuse = item
         shares = any(other.adapter == request.adapter and (s.logprobs is None or other_s.logprobs is not None)
-                     and _common_prefix(tuple(other.input_ids), request.input_ids) - 1 - reuse >= min_gain
+                     and _common_prefix(other.input_ids, request.input_ids) - 1 - reuse >= min_gain
                      for other, other_s, _, _ in leaders)
         (followers if shares else leaders).append(item)
     return leaders, followers
 
 
-def _common_prefix(a: tuple[int, ...], b: list[int]) -> int:
+def _common_prefix(a: Sequence[int], b: Sequence[int]) -> int:
     n = min(len(a), len(b))
     i = 0
     while i < n and a[i] == b[i]:
@@ -547,7 +547,7 @@ class BatchedEngine:
 
     def _admit(self) -> bool:
         """Prefill waiting requests while there is room in the batch; True if any was admitted."""
-        ready: list[tuple[Request, _Settings, _PrefixEntry | None, int]] = []
+        ready: list[_Ready] = []
         while len(self._batch) + len(ready) < self.max_batch_size:
             try:
                 request = self._waiting.get_nowait()
@@ -602,7 +602,7 @@ class BatchedEngine:
         finally:
             config._attn_implementation = before
 
-    def _prepare(self, request: Request) -> tuple[Request, _Settings, _PrefixEntry | None, int] | None:
+    def _prepare(self, request: Request) -> _Ready | None:
         """Tokenize (keeping the prompt's tail, as FastChat does) and look up a reusable prefix."""
         try:
             s = request.settings = _settings(request.params, self.tokenizer.eos_token_id)
@@ -621,7 +621,7 @@ class BatchedEngine:
         entry, reuse = self.prefix_cache.lookup(request.adapter, ids, s.logprobs is not None)
         return request, s, entry, reuse
 
-    def _prefill(self, group: list[tuple[Request, _Settings, _PrefixEntry | None, int]]) -> None:
+    def _prefill(self, group: list[_Ready]) -> None:
         """Run the prompts of ``group`` in one forward.
 
         Row b reuses ``r_b`` cached prefix tokens and computes its ``n_b`` new ones. Cached
