@@ -67,6 +67,12 @@ def one(url: str, model: str, prompt: str, max_tokens: int) -> tuple[float, int]
     return time.perf_counter() - start, int(response.json()["usage"]["completion_tokens"])
 
 
+def engine_stats(worker_url: str) -> dict[str, float]:
+    """The batched worker's cumulative engine counters."""
+    with httpx.Client(timeout=30, trust_env=False) as client:
+        return client.post(f"{worker_url}/engine_stats").json()
+
+
 def pct(values: list[float], q: float) -> float:
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, int(round(q * (len(ordered) - 1))))]
@@ -86,7 +92,7 @@ def main() -> None:
     table = Table(title=f"mixed-adapter serving: greedy requests over base + 3 adapters, "
                         f"max {args.max_tokens} new tokens")
     for col in ("engine", "concurrency", "requests", "wall s", "completion tokens/s", "latency p50 s",
-                "latency p95 s", "worker RSS MiB"):
+                "latency p95 s", "worker RSS MiB", "prefill / decode s", "rows/step"):
         table.add_column(col, justify="right")
     best: dict[str, float] = {}
     with tempfile.TemporaryDirectory(prefix="autoact-bench-") as tmp:
@@ -99,6 +105,7 @@ def main() -> None:
                 for level in levels:
                     n = max(args.requests, 2 * level)
                     jobs = [(names[i % len(names)], PROMPTS[i % len(PROMPTS)]) for i in range(n)]
+                    before = engine_stats(stack.worker_url) if engine == "batched" else {}
                     start = time.perf_counter()
                     with ThreadPoolExecutor(max_workers=level) as pool:
                         done = list(pool.map(lambda j: one(stack.base_url, j[0], j[1], args.max_tokens), jobs))
@@ -107,8 +114,14 @@ def main() -> None:
                     rate = sum(d[1] for d in done) / wall
                     best[engine] = max(best.get(engine, 0.0), rate)
                     rss = psutil.Process(stack.pids["worker"]).memory_info().rss / 2**20
+                    busy = ["—", "—"]
+                    if engine == "batched":  # where the engine's time went, and how full its batches were
+                        after = engine_stats(stack.worker_url)
+                        d = {k: after[k] - before.get(k, 0) for k in ("prefill_s", "decode_s", "steps", "batched_rows")}
+                        busy = [f"{d['prefill_s']:.1f} / {d['decode_s']:.1f}",
+                                f"{d['batched_rows'] / max(1, d['steps']):.1f}"]
                     table.add_row(engine, str(level), str(n), f"{wall:.1f}", f"{rate:.1f}", f"{pct(lat, 0.5):.2f}",
-                                  f"{pct(lat, 0.95):.2f}", f"{rss:.0f}")
+                                  f"{pct(lat, 0.95):.2f}", f"{rss:.0f}", *busy)
     console = Console(width=160)  # tables are read in logs, not only terminals
     console.print(table)
     if "stock" in best and "batched" in best:

@@ -33,9 +33,10 @@ from typing import Any
 
 import torch
 
+from serving.stacked_lora import BASE_ADAPTER, RowAdapters, install_stacked_lora
+
 log = logging.getLogger(__name__)
 
-BASE_ADAPTER = "__base__"  # peft's name for "no adapter" in a mixed batch
 #: FastChat's error codes (fastchat.constants.ErrorCode) for what this engine can refuse.
 ERROR_OVERLOADED = 42903
 ERROR_CONTEXT = 40303
@@ -105,6 +106,11 @@ class _Settings:
     @property
     def greedy(self) -> bool:
         return self.temperature < 1e-5 or self.top_p < 1e-8
+
+
+def _plain_greedy(s: _Settings | None) -> bool:
+    """Whether the next token is the top logit and nothing else is asked of the logits."""
+    return s is not None and s.greedy and not s.processor and s.logprobs is None
 
 
 def _settings(params: Mapping[str, Any], eos_token_id: int | None) -> _Settings:
@@ -236,6 +242,9 @@ class _BufferLayer:
     def __init__(self, keys: torch.Tensor, values: torch.Tensor, length: int) -> None:
         self.kbuf, self.vbuf, self.length = keys, values, length
         self.is_initialized = True
+        # hand the attention whole buffers (contiguous; columns past ``length`` are zeros the
+        # caller's mask hides) instead of views of the columns in use, which matmul copies
+        self.whole = False
 
     @property
     def keys(self) -> torch.Tensor:
@@ -248,13 +257,20 @@ class _BufferLayer:
     def update(self, key_states: torch.Tensor, value_states: torch.Tensor,
                cache_kwargs: dict[str, Any] | None = None) -> tuple[torch.Tensor, torch.Tensor]:
         n = key_states.shape[-2]
-        if self.length + n > self.kbuf.shape[2]:
-            self.kbuf = _with_capacity(self.kbuf, self.length, 2 * (self.length + n))
-            self.vbuf = _with_capacity(self.vbuf, self.length, 2 * (self.length + n))
+        self.reserve(n)
         self.kbuf[:, :, self.length:self.length + n] = key_states
         self.vbuf[:, :, self.length:self.length + n] = value_states
         self.length += n
+        if self.whole:
+            return self.kbuf, self.vbuf
         return self.keys, self.values
+
+    def reserve(self, n: int) -> int:
+        """Make room for ``n`` more columns; return the capacity."""
+        if self.length + n > self.kbuf.shape[2]:
+            self.kbuf = _with_capacity(self.kbuf, self.length, 2 * (self.length + n))
+            self.vbuf = _with_capacity(self.vbuf, self.length, 2 * (self.length + n))
+        return self.kbuf.shape[2]
 
     def get_seq_length(self, *args: Any) -> int:
         return self.length
@@ -298,6 +314,19 @@ class _Batch:
     def cache(self) -> Any:
         """A transformers cache over the buffers (the model writes the new step into them)."""
         return _cache_over(self.layers)
+
+    def step_mask(self) -> torch.Tensor:
+        """Make room for one more column in every layer and return the additive
+        ``[B, 1, 1, capacity]`` mask of the next decoding step: each row sees its real columns
+        and the new one; padding and unused capacity are hidden."""
+        capacity = 0
+        for layer in self.layers:
+            capacity = layer.reserve(1)
+        visible = torch.zeros(len(self.rows), capacity, dtype=torch.bool)
+        visible[:, : self.length] = self.mask.bool()
+        visible[:, self.length] = True
+        dtype = self.layers[0].kbuf.dtype
+        return torch.zeros(visible.shape, dtype=dtype).masked_fill_(~visible, torch.finfo(dtype).min)[:, None, None]
 
     def add(self, items: list[tuple[Request, list[tuple[torch.Tensor, torch.Tensor]], int]]) -> None:
         """Append prefilled rows (each a request, its cache ``[1, heads, n, dim]`` per layer, and n),
@@ -357,6 +386,8 @@ class BatchedEngine:
     ``submit`` queues a request and returns at once; outputs reach the request's ``emit``
     callback from the engine thread. ``generate`` is a blocking iterator over one request's
     outputs. Start the thread with :meth:`start` (or use the engine as a context manager).
+    ``fused_decode=False`` runs decoding steps through transformers' forward even where
+    :mod:`serving.llama_step` supports the model (for comparisons).
     """
 
     def __init__(
@@ -373,6 +404,7 @@ class BatchedEngine:
         threads: int | None = None,
         prefill_budget: int = 2048,
         admit_wait_s: float = 0.25,
+        fused_decode: bool = True,
     ) -> None:
         from transformers import AutoModelForCausalLM, AutoTokenizer
 
@@ -401,6 +433,10 @@ class BatchedEngine:
                 model.load_adapter(str(self.adapters[name]), adapter_name=name)
             self.row_adapters = install_stacked_lora(model, names)
         self.model = model.eval()
+        # decoding steps of Llama-family models skip transformers' per-layer machinery (serving/llama_step.py)
+        from serving.llama_step import LlamaStep, supports
+
+        self._llama_step = LlamaStep(model) if fused_decode and supports(model) else None
         # prompt logprobs: the decoder's final norm output, turned into logits by the output layer
         self._final_norm: torch.nn.Module = model.get_decoder().norm
         self._lm_head: torch.nn.Module = model.get_output_embeddings()
@@ -409,9 +445,10 @@ class BatchedEngine:
         self._layers = int(text.num_hidden_layers)
         self._kv_shape = (int(getattr(text, "num_key_value_heads", None) or text.num_attention_heads),
                           int(getattr(text, "head_dim", None) or text.hidden_size // text.num_attention_heads))
-        # prompts: the model's own attention (SDPA); single-token decoding steps: plain matmul attention,
-        # which is faster for one query row on CPU (measured: 81 vs 126 ms per bf16 step at batch 16)
-        self.decode_attention = "eager"
+        # prompts: the model's own attention (SDPA); single-token decoding steps: plain matmul attention
+        # over the shared key/value heads, which is faster for one query row on CPU (measured: 81 vs
+        # 126 ms per bf16 step at batch 16 for matmul vs SDPA's flash kernel)
+        self.decode_attention = _register_grouped_attention()
         if context_len is None:
             from fastchat.utils import get_context_length
 
@@ -691,32 +728,51 @@ class BatchedEngine:
 
     def _decode_step(self) -> None:
         batch = self._batch
-        tokens = torch.tensor([[row.output_ids[-1]] for row in batch.rows])
-        mask = torch.cat([batch.mask, torch.ones(len(batch), 1, dtype=torch.long)], dim=1)
         if self.row_adapters is not None:
             self.row_adapters.set([row.adapter for row in batch.rows])
-        # the additive 4D mask is handed to the attention as it is (no per-step mask building)
-        additive = (1 - mask[:, None, None, :]).to(self.dtype) * torch.finfo(self.dtype).min
-        with self._attention(self.decode_attention):
-            out = self.model(input_ids=tokens, past_key_values=batch.cache(), use_cache=True, attention_mask=additive,
-                             position_ids=batch.positions.unsqueeze(1))
+        additive = batch.step_mask()  # handed to the attention as it is (no per-layer mask building)
+        if self._llama_step is not None:
+            logits = self._llama_step(torch.tensor([row.output_ids[-1] for row in batch.rows]), batch.positions,
+                                      batch.layers, additive)
+        else:
+            for layer in batch.layers:
+                layer.whole = True
+            try:
+                with self._attention(self.decode_attention):
+                    out = self.model(input_ids=torch.tensor([[row.output_ids[-1]] for row in batch.rows]),
+                                     past_key_values=batch.cache(), use_cache=True, attention_mask=additive,
+                                     position_ids=batch.positions.unsqueeze(1))
+            finally:
+                for layer in batch.layers:
+                    layer.whole = False
+            logits = out.logits[:, -1]
+        mask = torch.cat([batch.mask, torch.ones(len(batch), 1, dtype=torch.long)], dim=1)
         batch.length += 1
         batch.mask = mask
         batch.positions = batch.positions + 1
         self.stats["steps"] += 1
         self.stats["batched_rows"] += len(batch)
+        # plain greedy rows (no logits processor, no logprobs): their tokens in one batched top-k
+        plain = [i for i, row in enumerate(batch.rows) if _plain_greedy(row.settings)]
+        chosen = dict(zip(plain, torch.topk(logits[plain].float(), 2, dim=-1).indices[:, 0].tolist())) if plain else {}
         for i, row in enumerate(batch.rows):
             if not row.done and not row.cancelled.is_set():
                 row.step += 1
-                self._take_token(row, row.settings, out.logits[i, -1])  # type: ignore[arg-type]
+                self._take_token(row, row.settings, logits[i], chosen.get(i))  # type: ignore[arg-type]
 
     def _drop_finished(self) -> None:
         batch = self._batch
         keep = [i for i, row in enumerate(batch.rows) if not row.done and not row.cancelled.is_set()]
         batch.keep(keep)
 
-    def _take_token(self, row: Request, s: _Settings, raw_logits: torch.Tensor) -> None:
-        """Choose the row's next token from its last-position logits and emit, as FastChat does."""
+    def _take_token(self, row: Request, s: _Settings, raw_logits: torch.Tensor, token: int | None = None) -> None:
+        """Choose the row's next token from its last-position logits (or take ``token``, already
+        chosen from them greedily) and emit, as FastChat does."""
+        if token is not None:
+            row.output_ids.append(token)
+            self.stats["generated_tokens"] += 1
+            self._emit(row, s, stopped=token in s.stop_token_ids)
+            return
         raw_logits = raw_logits.float()
         processor = s.processor
         if processor:
@@ -785,77 +841,35 @@ class BatchedEngine:
         }
 
 
-class RowAdapters:
-    """Which adapter each row of the next forward uses (index into the stacked adapters; 0: none)."""
+def _grouped_attention(module: Any, query: torch.Tensor, key: torch.Tensor, value: torch.Tensor,
+                       attention_mask: torch.Tensor | None, scaling: float, dropout: float = 0.0,
+                       **kwargs: Any) -> tuple[torch.Tensor, None]:
+    """transformers' eager attention without copying keys and values for each query head.
 
-    def __init__(self, order: list[str]) -> None:
-        self.position = {name: i for i, name in enumerate(order)}
-        self.index = torch.zeros(0, dtype=torch.long)
-        self.uniform: int | None = 0  # every row uses this one adapter (None: mixed)
-
-    def set(self, names: list[str]) -> None:
-        ids = [self.position[name] for name in names]
-        self.index = torch.tensor(ids)
-        self.uniform = ids[0] if len(set(ids)) == 1 else None
-
-
-def install_stacked_lora(model: Any, adapter_names: list[str]) -> RowAdapters:
-    """Replace the forward of every plain LoRA linear layer by one that applies each row's adapter
-    with batched matrix products over stacked adapter weights; return the row selector to set
-    before each forward.
-
-    peft's mixed-batch forward (``adapter_names=[...]``) installs hooks on every LoRA layer for
-    each call and loops over the adapters present in the batch, slicing the rows of each; with
-    three adapters and the base model in one batch that costs about as much as the base model
-    itself (measured: 225 → 109 tokens/s at batch 32). Here the adapters' ``A`` and ``B``
-    matrices are stacked once (index 0, the base model, is all zeros; smaller ranks are
-    zero-padded) and the update is ``(x·A)·B·scaling`` in the adapters' dtype, the same
-    sequence of products as peft's: rows of the base model get no update at all, a batch of
-    one adapter uses its matrices directly, a mixed batch gathers each row's. Layers with a
-    LoRA variant (DoRA and the like) are not supported.
+    ``query`` is ``[B, heads, q, dim]``, ``key``/``value`` ``[B, kv_heads, T, dim]``; query head
+    ``h`` reads key/value head ``h // groups`` (what ``repeat_kv`` expands), so the query heads
+    of one key/value head are stacked as rows of one product. Same products, softmax in fp32.
     """
-    import types
-
-    from peft.tuners.lora.layer import Linear as LoraLinear
-
-    order = [BASE_ADAPTER, *adapter_names]
-    rows = RowAdapters(order)
-    for module in model.modules():
-        if not isinstance(module, LoraLinear) or not module.lora_A:
-            continue
-        if module.lora_variant:
-            raise ValueError(f"LoRA variants ({', '.join(module.lora_variant)}) are not served by the batched engine; "
-                             "use --engine stock")
-        first = next(iter(module.lora_A.values())).weight
-        rank = max(layer.weight.shape[0] for layer in module.lora_A.values())
-        out_features = next(iter(module.lora_B.values())).weight.shape[0]
-        a = first.new_zeros(len(order), first.shape[1], rank)
-        b = first.new_zeros(len(order), rank, out_features)
-        scale = first.new_zeros(len(order))
-        present = torch.zeros(len(order), dtype=torch.bool)
-        for name, layer in module.lora_A.items():
-            i, r = rows.position[name], layer.weight.shape[0]
-            a[i, :, :r] = layer.weight.detach().T
-            b[i, :r, :] = module.lora_B[name].weight.detach().T
-            scale[i] = module.scaling[name]
-            present[i] = True
-        module._autoact_stacked = (a, b, scale, present, rows)
-        module.forward = types.MethodType(_stacked_forward, module)
-    return rows
+    batch, heads, q_len, dim = query.shape
+    kv_heads = key.shape[1]
+    groups = heads // kv_heads
+    q = query.reshape(batch, kv_heads, groups * q_len, dim)
+    weights = torch.matmul(q, key.transpose(2, 3)) * scaling
+    if attention_mask is not None:  # [B, 1, q, T]: the same for every head
+        mask = attention_mask[:, :, :, : key.shape[-2]]
+        weights = (weights.view(batch, kv_heads, groups, q_len, -1) + mask.unsqueeze(2)).view_as(weights)
+    weights = torch.softmax(weights, dim=-1, dtype=torch.float32).to(query.dtype)
+    out = torch.matmul(weights, value).view(batch, heads, q_len, dim)
+    return out.transpose(1, 2).contiguous(), None
 
 
-def _stacked_forward(self: Any, x: torch.Tensor, *args: Any, **kwargs: Any) -> torch.Tensor:
-    result = self.base_layer(x, *args, **kwargs)
-    a, b, scale, present, rows = self._autoact_stacked
-    if rows.uniform is not None:
-        if not present[rows.uniform]:
-            return result  # the base model (or an adapter without this layer): no update
-        i = rows.uniform
-        update = torch.matmul(torch.matmul(x.to(a.dtype), a[i]), b[i]) * scale[i]
-    else:
-        index = rows.index
-        update = torch.bmm(torch.bmm(x.to(a.dtype), a[index]), b[index]) * scale[index].view(-1, 1, 1)
-    return result + update.to(result.dtype)
+def _register_grouped_attention() -> str:
+    """Make :func:`_grouped_attention` selectable as an attention implementation; return its name."""
+    from transformers import AttentionInterface
+
+    name = "autoact_grouped"
+    AttentionInterface.register(name, _grouped_attention)
+    return name
 
 
 @contextmanager
