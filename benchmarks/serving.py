@@ -58,11 +58,10 @@ def untrained_adapters(base_dir: Path, root: Path) -> dict[str, Path]:
     return out
 
 
-def one(url: str, model: str, prompt: str, max_tokens: int) -> tuple[float, int]:
+def one(client: httpx.Client, url: str, model: str, prompt: str, max_tokens: int) -> tuple[float, int]:
     start = time.perf_counter()
-    with httpx.Client(timeout=900, trust_env=False) as client:
-        response = client.post(f"{url}/completions", json={"model": model, "prompt": prompt,
-                                                           "max_tokens": max_tokens, "temperature": 0.0})
+    response = client.post(f"{url}/completions", json={"model": model, "prompt": prompt,
+                                                       "max_tokens": max_tokens, "temperature": 0.0})
     response.raise_for_status()
     return time.perf_counter() - start, int(response.json()["usage"]["completion_tokens"])
 
@@ -101,27 +100,30 @@ def main() -> None:
             with FastChatStack(base, port=free_port(), adapters=adapters, engine=engine, dtype=args.dtype,
                                max_batch_size=max(levels)) as stack:
                 names = stack.model_names
-                one(stack.base_url, names[0], PROMPTS[0], 4)  # warm-up
-                for level in levels:
-                    n = max(args.requests, 2 * level)
-                    jobs = [(names[i % len(names)], PROMPTS[i % len(PROMPTS)]) for i in range(n)]
-                    before = engine_stats(stack.worker_url) if engine == "batched" else {}
-                    start = time.perf_counter()
-                    with ThreadPoolExecutor(max_workers=level) as pool:
-                        done = list(pool.map(lambda j: one(stack.base_url, j[0], j[1], args.max_tokens), jobs))
-                    wall = time.perf_counter() - start
-                    lat = [d[0] for d in done]
-                    rate = sum(d[1] for d in done) / wall
-                    best[engine] = max(best.get(engine, 0.0), rate)
-                    rss = psutil.Process(stack.pids["worker"]).memory_info().rss / 2**20
-                    busy = ["—", "—"]
-                    if engine == "batched":  # where the engine's time went, and how full its batches were
-                        after = engine_stats(stack.worker_url)
-                        d = {k: after[k] - before.get(k, 0) for k in ("prefill_s", "decode_s", "steps", "batched_rows")}
-                        busy = [f"{d['prefill_s']:.1f} / {d['decode_s']:.1f}",
-                                f"{d['batched_rows'] / max(1, d['steps']):.1f}"]
-                    table.add_row(engine, str(level), str(n), f"{wall:.1f}", f"{rate:.1f}", f"{pct(lat, 0.5):.2f}",
-                                  f"{pct(lat, 0.95):.2f}", f"{rss:.0f}", *busy)
+                # one pooled client for all requests: the client's own work shares the cores with the server
+                pool_size = httpx.Limits(max_connections=max(levels), max_keepalive_connections=max(levels))
+                with httpx.Client(timeout=900, trust_env=False, limits=pool_size) as client:
+                    one(client, stack.base_url, names[0], PROMPTS[0], 4)  # warm-up
+                    for level in levels:
+                        n = max(args.requests, 2 * level)
+                        jobs = [(names[i % len(names)], PROMPTS[i % len(PROMPTS)]) for i in range(n)]
+                        before = engine_stats(stack.worker_url) if engine == "batched" else {}
+                        start = time.perf_counter()
+                        with ThreadPoolExecutor(max_workers=level) as pool:
+                            done = list(pool.map(lambda j: one(client, stack.base_url, j[0], j[1], args.max_tokens), jobs))
+                        wall = time.perf_counter() - start
+                        lat = [d[0] for d in done]
+                        rate = sum(d[1] for d in done) / wall
+                        best[engine] = max(best.get(engine, 0.0), rate)
+                        rss = psutil.Process(stack.pids["worker"]).memory_info().rss / 2**20
+                        busy = ["—", "—"]
+                        if engine == "batched":  # where the engine's time went, and how full its batches were
+                            after = engine_stats(stack.worker_url)
+                            d = {k: after[k] - before.get(k, 0) for k in ("prefill_s", "decode_s", "steps", "batched_rows")}
+                            busy = [f"{d['prefill_s']:.1f} / {d['decode_s']:.1f}",
+                                    f"{d['batched_rows'] / max(1, d['steps']):.1f}"]
+                        table.add_row(engine, str(level), str(n), f"{wall:.1f}", f"{rate:.1f}", f"{pct(lat, 0.5):.2f}",
+                                      f"{pct(lat, 0.95):.2f}", f"{rss:.0f}", *busy)
     console = Console(width=160)  # tables are read in logs, not only terminals
     console.print(table)
     if "stock" in best and "batched" in best:

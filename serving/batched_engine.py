@@ -7,7 +7,8 @@ One background thread owns the model. Each loop turn it
    of the same adapter (:class:`PrefixCache`), and its first token is chosen;
 2. runs **one** decoding step for every row in flight as a single batch, each row with its
    own adapter (stacked LoRA weights, :func:`install_stacked_lora`), the base model's rows
-   with none;
+   with none (Llama-family models through :class:`serving.llama_step.LlamaStep`, others
+   through transformers' forward);
 3. hands every row's new output to its consumer and drops finished or cancelled rows.
 
 Rows have different lengths, so the batch's key/value cache is left-padded and masked;

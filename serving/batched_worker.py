@@ -65,6 +65,11 @@ class ControllerLink:
         threading.Thread(target=self.beat_forever, name="heart-beat", daemon=True).start()
 
 
+def _is_final(out: dict[str, Any]) -> bool:
+    """Whether an engine output ends its request (finished, or an error)."""
+    return out.get("finish_reason") is not None or bool(out.get("error_code", 0))
+
+
 def create_app(engine: BatchedEngine, conv_template: str | None) -> Any:
     """The FastAPI app speaking FastChat's worker protocol for ``engine``."""
     app = FastAPI()
@@ -74,11 +79,19 @@ def create_app(engine: BatchedEngine, conv_template: str | None) -> Any:
 
     app.state.status = status
 
-    def submit(params: dict[str, Any]) -> tuple[Any, asyncio.Queue[dict[str, Any]] | dict[str, Any]]:
+    def submit(params: dict[str, Any], final_only: bool = False
+               ) -> tuple[Any, asyncio.Queue[dict[str, Any]] | dict[str, Any]]:
+        """Queue ``params``; outputs arrive on the returned queue (with ``final_only``, just the
+        last one: the event loop is not woken for partial outputs nobody reads)."""
         loop = asyncio.get_running_loop()
         outputs: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
+
+        def emit(out: dict[str, Any]) -> None:
+            if not final_only or _is_final(out):
+                loop.call_soon_threadsafe(outputs.put_nowait, out)
+
         try:
-            request = engine.submit(params, lambda out: loop.call_soon_threadsafe(outputs.put_nowait, out))
+            request = engine.submit(params, emit)
         except EngineOverloaded as err:
             return None, {"text": str(err), "error_code": ERROR_OVERLOADED}
         except KeyError as err:
@@ -100,7 +113,7 @@ def create_app(engine: BatchedEngine, conv_template: str | None) -> Any:
                 while True:
                     out = await outputs.get()  # type: ignore[union-attr]
                     yield json.dumps(out).encode() + b"\0"
-                    if out.get("finish_reason") is not None or out.get("error_code", 0):
+                    if _is_final(out):
                         return
             finally:
                 request.cancel()  # a client that went away frees its row at the next step
@@ -110,13 +123,13 @@ def create_app(engine: BatchedEngine, conv_template: str | None) -> Any:
     @app.post("/worker_generate")
     async def generate(raw: Request) -> JSONResponse:
         params = await raw.json()
-        request, outputs = submit(params)
+        request, outputs = submit(params, final_only=True)
         if request is None:
             return JSONResponse(outputs)
         try:
             while True:
                 out = await outputs.get()  # type: ignore[union-attr]
-                if out.get("finish_reason") is not None or out.get("error_code", 0):
+                if _is_final(out):
                     return JSONResponse(out)
         finally:
             request.cancel()
