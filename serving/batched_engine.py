@@ -370,13 +370,25 @@ class _Batch:
         index = torch.tensor(keep, dtype=torch.long)
         mask = self.mask.index_select(0, index)
         first = int(mask.any(0).long().argmax())  # first column some row uses
-        self.mask = mask[:, first:]
-        width = self.length - first
-        self.layers = [_BufferLayer(_with_capacity(layer.kbuf.index_select(0, index)[:, :, first:], width, width + 64),
-                                    _with_capacity(layer.vbuf.index_select(0, index)[:, :, first:], width, width + 64),
-                                    width)
-                       for layer in self.layers]
-        self.length = width
+        if first >= max(64, self.length // 4):  # enough padding on the left to be worth new, narrower buffers
+            self.mask = mask[:, first:]
+            width = self.length - first
+            self.layers = [_BufferLayer(_with_capacity(layer.kbuf.index_select(0, index)[:, :, first:], width,
+                                                       width + 64),
+                                        _with_capacity(layer.vbuf.index_select(0, index)[:, :, first:], width,
+                                                       width + 64),
+                                        width)
+                           for layer in self.layers]
+            self.length = width
+        else:  # move the kept rows up within the same buffers: only rows after the first dropped one are copied
+            self.mask = mask
+            moved = next(i for i, j in enumerate(keep + [-1]) if i != j)
+            source = index[moved:]
+            for layer in self.layers:
+                for buf in (layer.kbuf, layer.vbuf):
+                    if len(source):
+                        buf[moved:len(keep)] = buf.index_select(0, source)
+                layer.kbuf, layer.vbuf = layer.kbuf[:len(keep)], layer.vbuf[:len(keep)]
         self.positions = self.positions.index_select(0, index)
         self.rows = [self.rows[i] for i in keep]
 

@@ -241,3 +241,29 @@ def test_worker_streams_and_names_an_unknown_model(stacks):
     assert len(chunks) >= 2 and chunks[-1]["finish_reason"] in ("stop", "length")
     assert chunks[-1]["text"] == final["text"]
     assert unknown["error_code"] == 40301 and "'nope' is not served here" in unknown["text"]
+
+
+@pytest.mark.parametrize("prompt_lengths", [(3, 5, 9, 4), (200, 3, 150, 7)], ids=["rows-move-up", "columns-trimmed"])
+def test_dropping_rows_keeps_every_kept_rows_cache(prompt_lengths):
+    """A batch that loses rows keeps each remaining row's keys, values, mask and position, whether
+    the rows move up in the same buffers or (with much padding left over) into narrower ones."""
+    import torch
+
+    from serving.batched_engine import _Batch
+
+    torch.manual_seed(0)
+    caches = [[(torch.randn(1, 2, n, 4), torch.randn(1, 2, n, 4)) for _ in range(3)] for n in prompt_lengths]
+    batch = _Batch()
+    batch.add([(f"row{i}", layers, n) for i, (layers, n) in enumerate(zip(caches, prompt_lengths))])
+    trimmed = prompt_lengths[0] == 200  # the longest row leaves 193 padding columns in front of the rest
+    batch.keep([1, 3] if trimmed else [0, 2, 3])
+    kept = [int(name[3:]) for name in batch.rows]
+    assert kept == ([1, 3] if trimmed else [0, 2, 3]) and batch.layers[0].kbuf.shape[0] == len(kept)
+    assert batch.length == (max(prompt_lengths[i] for i in kept) if trimmed else max(prompt_lengths))
+    for b, i in enumerate(kept):
+        n = prompt_lengths[i]
+        assert batch.mask[b].sum() == n and batch.mask[b, batch.length - n:].all()
+        assert int(batch.positions[b]) == n
+        for layer, (k, v) in zip(batch.layers, caches[i]):
+            assert torch.equal(layer.keys[b, :, batch.length - n:], k[0])
+            assert torch.equal(layer.values[b, :, batch.length - n:], v[0])
