@@ -3,10 +3,11 @@
 Serves the embedded model with three role adapters (a trained `--group DIR`, or untrained
 LoRA adapters made here) once per engine, sends the same mix of greedy requests spread over
 the base model and every adapter at each concurrency level, and prints aggregate completion
-tokens/s, request latency p50/p95 and the worker's RSS per engine, with the machine.
+tokens/s, request latency p50/p95 and the worker's RSS per engine (for our worker also the
+engine's prefill and decode seconds and rows per decoding step), with the machine.
 
     .venv/bin/python benchmarks/serving.py [--group runs/NAME/adapters] [--requests 32]
-        [--concurrency 1,4,8,16] [--max-tokens 32] [--engines stock,batched]
+        [--concurrency 1,4,8,16,32] [--max-tokens 32] [--engines stock,batched]
 """
 
 from __future__ import annotations

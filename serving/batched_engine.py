@@ -781,25 +781,21 @@ class BatchedEngine:
     def _take_token(self, row: Request, s: _Settings, raw_logits: torch.Tensor, token: int | None = None) -> None:
         """Choose the row's next token from its last-position logits (or take ``token``, already
         chosen from them greedily) and emit, as FastChat does."""
-        if token is not None:
-            row.output_ids.append(token)
-            self.stats["generated_tokens"] += 1
-            self._emit(row, s, stopped=token in s.stop_token_ids)
-            return
-        raw_logits = raw_logits.float()
-        processor = s.processor
-        if processor:
-            history = torch.as_tensor([row.output_ids]) if s.repetition_penalty > 1.0 else None
-            last = processor(history, raw_logits.unsqueeze(0))[0]
-        else:
-            last = raw_logits
-        if s.greedy:
-            token = int(torch.topk(last, 2).indices[0])
-        else:
-            token = int(torch.multinomial(torch.softmax(last, dim=-1), num_samples=2)[0])
+        if token is None:
+            raw_logits = raw_logits.float()
+            processor = s.processor
+            if processor:
+                history = torch.as_tensor([row.output_ids]) if s.repetition_penalty > 1.0 else None
+                last = processor(history, raw_logits.unsqueeze(0))[0]
+            else:
+                last = raw_logits
+            if s.greedy:
+                token = int(torch.topk(last, 2).indices[0])
+            else:
+                token = int(torch.multinomial(torch.softmax(last, dim=-1), num_samples=2)[0])
+            if s.logprobs is not None:
+                row.token_logprobs.append(float(torch.log_softmax(raw_logits, dim=-1)[token]))
         row.output_ids.append(token)
-        if s.logprobs is not None:
-            row.token_logprobs.append(float(torch.log_softmax(raw_logits, dim=-1)[token]))
         self.stats["generated_tokens"] += 1
         self._emit(row, s, stopped=token in s.stop_token_ids)
 
