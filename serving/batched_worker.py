@@ -127,10 +127,7 @@ def create_app(engine: BatchedEngine, conv_template: str | None) -> Any:
         if request is None:
             return JSONResponse(outputs)
         try:
-            while True:
-                out = await outputs.get()  # type: ignore[union-attr]
-                if _is_final(out):
-                    return JSONResponse(out)
+            return JSONResponse(await outputs.get())  # type: ignore[union-attr]  # the final output only
         finally:
             request.cancel()
 

@@ -23,6 +23,7 @@ from __future__ import annotations
 from typing import Any
 
 import torch
+from transformers.models.llama.modeling_llama import rotate_half
 
 from serving.stacked_lora import lora_update
 
@@ -73,11 +74,6 @@ def _plus_lora(out: torch.Tensor, module: Any, x: torch.Tensor) -> torch.Tensor:
     return out if update is None else out + update.to(out.dtype)
 
 
-def _rotate_half(x: torch.Tensor) -> torch.Tensor:
-    half = x.shape[-1] // 2
-    return torch.cat((-x[..., half:], x[..., :half]), dim=-1)
-
-
 class LlamaStep:
     """Decode one token for every row of a batch (see the module docstring)."""
 
@@ -116,8 +112,8 @@ class LlamaStep:
                        for part, module in zip(qkv.split(layer.sizes, dim=-1), layer.projections))
             q = q.view(rows, self.heads, self.head_dim)
             k = k.view(rows, self.kv_heads, self.head_dim)
-            q = q * cos + _rotate_half(q) * sin
-            k = k * cos + _rotate_half(k) * sin
+            q = q * cos + rotate_half(q) * sin
+            k = k * cos + rotate_half(k) * sin
             column = cache.length
             cache.kbuf[:, :, column] = k
             cache.vbuf[:, :, column] = v.view(rows, self.kv_heads, self.head_dim)
