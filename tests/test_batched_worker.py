@@ -267,3 +267,18 @@ def test_dropping_rows_keeps_every_kept_rows_cache(prompt_lengths):
         for layer, (k, v) in zip(batch.layers, caches[i]):
             assert torch.equal(layer.keys[b, :, batch.length - n:], k[0])
             assert torch.equal(layer.values[b, :, batch.length - n:], v[0])
+
+
+def test_freed_memory_goes_back_to_the_system_after_work_only(tiny_model_dir):
+    from serving import batched_engine
+
+    if batched_engine._MALLOC_TRIM is None:
+        pytest.skip("no malloc_trim in this C library")
+    with BatchedEngine(tiny_model_dir, base_name="tiny", dtype="float32") as eng:
+        time.sleep(1.2)
+        assert eng.stats["releases"] == 0  # nothing ran yet
+        run_all(eng, [{"model": "tiny", "prompt": "1, 2, 3,", "temperature": 0.0, "max_new_tokens": 4}])
+        time.sleep(1.2)  # quiet for half a second: the engine trims once
+        assert eng.stats["releases"] == 1
+        time.sleep(1.2)
+        assert eng.stats["releases"] == 1  # no work since
