@@ -21,6 +21,7 @@ differently); greedy text is what the tests hold equal.
 
 from __future__ import annotations
 
+import ctypes
 import logging
 import queue
 import threading
@@ -875,8 +876,6 @@ class BatchedEngine:
 
 def _libc_malloc_trim() -> Callable[[int], int] | None:
     """glibc's ``malloc_trim``, which returns free heap memory to the system (None elsewhere)."""
-    import ctypes
-
     try:
         return ctypes.CDLL(None).malloc_trim
     except (AttributeError, OSError):
