@@ -12,7 +12,7 @@ engine's key/value buffers directly:
 - the rotary angles and the attention mask are computed once per step, not once per layer;
 - attention multiplies each key/value head by the query heads that share it, over the whole
   buffer (the mask hides padding and unused capacity), so nothing is copied;
-- the rows' LoRA adapters are added with :func:`serving.stacked_lora.lora_update`.
+- the rows' LoRA adapters are added with :func:`serving.stacked_lora.with_lora`.
 
 Norms, activations and the order of every product follow transformers, so outputs match its
 forward up to the rounding of fused kernels.
@@ -25,7 +25,7 @@ from typing import Any
 import torch
 from transformers.models.llama.modeling_llama import rotate_half
 
-from serving.stacked_lora import lora_update
+from serving.stacked_lora import with_lora
 
 
 def supports(model: Any) -> bool:
@@ -69,11 +69,6 @@ class _Layer:
         self.scaling = attn.scaling
 
 
-def _plus_lora(out: torch.Tensor, module: Any, x: torch.Tensor) -> torch.Tensor:
-    update = lora_update(module, x)
-    return out if update is None else out + update.to(out.dtype)
-
-
 class LlamaStep:
     """Decode one token for every row of a batch (see the module docstring)."""
 
@@ -88,6 +83,7 @@ class LlamaStep:
         self.heads = int(config.num_attention_heads)
         self.kv_heads = int(getattr(config, "num_key_value_heads", None) or self.heads)
         self.head_dim = int(getattr(config, "head_dim", None) or config.hidden_size // self.heads)
+        self.groups = self.heads // self.kv_heads  # query heads per key/value head
         self.layers = [_Layer(layer) for layer in decoder.layers]
 
     def __call__(self, tokens: torch.Tensor, positions: torch.Tensor, caches: list[Any],
@@ -104,11 +100,10 @@ class LlamaStep:
         emb = torch.cat((angles, angles), dim=-1)
         cos = (emb.cos() * self.rope_scale).to(h.dtype)[:, None, :]  # [B, 1, dim]: the same for every head
         sin = (emb.sin() * self.rope_scale).to(h.dtype)[:, None, :]
-        groups = self.heads // self.kv_heads
         for layer, cache in zip(self.layers, caches):
             x = layer.norm_in(h)
             qkv = torch.nn.functional.linear(x, layer.qkv)
-            q, k, v = (_plus_lora(part, module, x)
+            q, k, v = (with_lora(part, module, x)
                        for part, module in zip(qkv.split(layer.sizes, dim=-1), layer.projections))
             q = q.view(rows, self.heads, self.head_dim)
             k = k.view(rows, self.kv_heads, self.head_dim)
@@ -119,13 +114,13 @@ class LlamaStep:
             cache.vbuf[:, :, column] = v.view(rows, self.kv_heads, self.head_dim)
             cache.length = column + 1
             # query head g of key/value head j is head j·groups + g, as transformers' repeat_kv has it
-            scores = torch.matmul(q.view(rows, self.kv_heads, groups, self.head_dim),
+            scores = torch.matmul(q.view(rows, self.kv_heads, self.groups, self.head_dim),
                                   cache.kbuf.transpose(2, 3)) * layer.scaling
             weights = torch.softmax(scores + additive_mask, dim=-1, dtype=torch.float32).to(q.dtype)
             attended = torch.matmul(weights, cache.vbuf).reshape(rows, 1, self.heads * self.head_dim)
             h = h + layer.o_proj(attended)  # a LoRA layer's forward adds its rows' updates
             x = layer.norm_post(h)
-            gate, up = (_plus_lora(part, module, x) for part, module in
+            gate, up = (with_lora(part, module, x) for part, module in
                         zip(torch.nn.functional.linear(x, layer.gate_up).chunk(2, dim=-1), layer.gate_up_modules))
             h = h + layer.down_proj(torch.nn.functional.silu(gate) * up)
         return self.head(self.final_norm(h))[:, 0]

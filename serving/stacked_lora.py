@@ -97,7 +97,11 @@ def lora_update(module: Any, x: torch.Tensor) -> torch.Tensor | None:
     return torch.matmul(torch.matmul(x.to(a.dtype), side_by_side) * rows.select(a.dtype, rank), blocks)
 
 
+def with_lora(out: torch.Tensor, module: Any, x: torch.Tensor) -> torch.Tensor:
+    """``out`` (``module``'s base output for ``x``) plus the rows' adapter updates, if any."""
+    update = lora_update(module, x)
+    return out if update is None else out + update.to(out.dtype)
+
+
 def _stacked_forward(self: Any, x: torch.Tensor, *args: Any, **kwargs: Any) -> torch.Tensor:
-    result = self.base_layer(x, *args, **kwargs)
-    update = lora_update(self, x)
-    return result if update is None else result + update.to(result.dtype)
+    return with_lora(self.base_layer(x, *args, **kwargs), self, x)
