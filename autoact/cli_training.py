@@ -144,7 +144,7 @@ def _train_config(args: argparse.Namespace) -> Any:
                        warmup_ratio=args.warmup_ratio, gradient_checkpointing=args.gradient_checkpointing,
                        save_steps=args.save_steps, max_steps=args.max_steps, seed=args.seed,
                        deepspeed=args.deepspeed, precision=args.precision,
-                       group_by_length=not args.no_length_grouping)
+                       group_by_length=not args.no_length_grouping, attention=args.attention)
 
 
 def cmd_train(args: argparse.Namespace) -> int:
@@ -345,6 +345,9 @@ def add_training_parsers(sub: argparse._SubParsersAction) -> None:
     tr.add_argument("--precision", choices=("auto", "bf16", "fp32"), default="auto",
                     help="auto (default): bf16 autocast where the GPU or CPU computes bf16 natively (AVX512-BF16, "
                          "AMX), fp32 otherwise; bf16: autocast (weights and optimizer stay fp32); fp32")
+    tr.add_argument("--attention", default="auto",
+                    help="auto (default): block-causal attention on a CPU (training.causal_attention), "
+                         "transformers' default on a GPU; chunked, sdpa, eager or another transformers name")
     tr.add_argument("--no-length-grouping", action="store_true",
                     help="draw batches at random instead of grouping examples of similar length (more padding)")
     tr.add_argument("--deepspeed", default=None, help="DeepSpeed JSON config (see training/deepspeed/)")

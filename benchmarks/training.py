@@ -13,7 +13,7 @@ with the machine and settings.
 
 A setting is comma-separated: p=fp32|bf16 (precision), bs=N (batch size), ga=N
 (gradient accumulation), gc (gradient checkpointing), r=N (LoRA rank), drop=X (LoRA
-dropout), nogroup (batches not length-grouped).
+dropout), nogroup (batches not length-grouped), attn=NAME (attention: auto, chunked, sdpa, eager).
 """
 
 from __future__ import annotations
@@ -66,8 +66,10 @@ def parse_setting(text: str) -> dict[str, Any]:
             out[{"bs": "batch_size", "ga": "grad_accum", "r": "lora_r"}[key]] = int(value)
         elif key == "drop":
             out["lora_dropout"] = float(value)
+        elif key == "attn" and value:
+            out["attention"] = value
         else:
-            raise SystemExit(f"unknown setting {part!r} (use p=fp32|bf16, bs=N, ga=N, gc, r=N, drop=X, nogroup)")
+            raise SystemExit(f"unknown setting {part!r} (use p=fp32|bf16, bs=N, ga=N, gc, r=N, drop=X, nogroup, attn=NAME)")
     return out
 
 
@@ -96,7 +98,7 @@ def run_one(setting: dict[str, Any], data: Path, base: Path, steps: int, seq_len
     timed, tokens, seconds = len(clock.marks) - 1, tokens1 - tokens0, t1 - t0
     return {"precision": report.precision, "steps": timed, "tokens_per_step": tokens / timed,
             "s_per_step": seconds / timed, "tokens_per_s": tokens / seconds,
-            "padding": report.padding_share, "final_loss": report.final_loss,
+            "padding": report.padding_share, "final_loss": report.final_loss, "attention": report.attention,
             "threads": json.loads((out / "training_args.json").read_text())["threads"],
             "peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}
 
@@ -159,17 +161,19 @@ def main() -> None:
             console.print(f"  {text}: {rows[-1][1]['tokens_per_s']:.0f} tokens/s", highlight=False)
     table = Table(title=f"LoRA training speed, sequence length {args.seq_len} "
                         f"({args.steps - 1} timed steps per setting after one untimed)")
-    for col in ("setting", "precision", "batch", "tokens/step", "s/step", "tokens/s", "padding", "final loss",
-                "peak RSS MiB"):
+    for col in ("setting", "precision", "attention", "batch", "tokens/step", "s/step", "tokens/s", "padding",
+                "final loss", "peak RSS MiB"):
         table.add_column(col, justify="right")
     for text, row in rows:
-        table.add_row(text, row["precision"], str(parse_setting(text)["batch_size"]),
+        table.add_row(text, row["precision"], row["attention"].replace("autoact_chunked_causal", "chunked"),
+                      str(parse_setting(text)["batch_size"]),
                       f"{row['tokens_per_step']:.0f}", f"{row['s_per_step']:.2f}", f"{row['tokens_per_s']:.0f}",
                       f"{row['padding']:.1%}", f"{row['final_loss']:.4f}", f"{row['peak_rss_mib']:.0f}")
     console.print(table)
     data_name = args.data or f"synthetic plan-like pairs cut to {args.seq_len} tokens"
     console.print(f"base: {base.name}; data: {data_name}; unless a setting says otherwise: LoRA r=8 on "
-                  f"q_proj,v_proj, dropout 0.05, lr 1e-4, length-grouped batches, no gradient checkpointing; "
+                  f"q_proj,v_proj, dropout 0.05 (packed-bit dropout on a CPU), lr 1e-4, length-grouped batches, "
+                  f"no gradient checkpointing, attention auto; "
                   f"torch {torch.__version__}, transformers {transformers.__version__}, "
                   f"{rows[0][1]['threads'] if rows else '?'} torch threads; "
                   f"load average at the end {os.getloadavg()[0]:.2f} (other work on the cores slows every row)",

@@ -15,26 +15,8 @@ import torch
 
 from serving.batched_engine import BatchedEngine, _grouped_attention, run_all
 from serving.llama_step import supports
-from serving.model_store import load_smollm2_tokenizer
 from tests.test_adapter_serving import make_adapter
 from tests.test_batched_worker import mixed_requests, same_output
-
-
-@pytest.fixture(scope="module")
-def gqa_model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A random 2-layer Llama with 6 query heads over 2 key/value heads, SmolLM2's tokenizer."""
-    from transformers import LlamaConfig, LlamaForCausalLM
-
-    tokenizer = load_smollm2_tokenizer()
-    config = LlamaConfig(vocab_size=len(tokenizer), hidden_size=48, intermediate_size=96, num_hidden_layers=2,
-                         num_attention_heads=6, num_key_value_heads=2, max_position_embeddings=2048,
-                         bos_token_id=tokenizer.bos_token_id, eos_token_id=tokenizer.eos_token_id,
-                         pad_token_id=tokenizer.pad_token_id, tie_word_embeddings=True)
-    torch.manual_seed(3)
-    path = tmp_path_factory.mktemp("models") / "tiny-gqa"
-    LlamaForCausalLM(config).save_pretrained(path)
-    tokenizer.save_pretrained(path)
-    return path
 
 
 @pytest.fixture(scope="module")

@@ -116,6 +116,8 @@ def test_training_reduces_the_loss_and_writes_its_records(tiny_model_dir, tmp_pa
     args = json.loads((out / "training_args.json").read_text())
     assert args["pairs"] == 8 and args["settings"]["lora_r"] == 8 and args["data_stats"]["kept"] == 3
     assert args["precision"] == ("bf16" if cpu_bf16_supported() else "fp32")  # auto
+    assert args["attention"] == report.attention == "autoact_chunked_causal"  # auto on a CPU
+    assert report.model.config._attn_implementation == "sdpa"  # handed back for any batch layout
     assert args["threads"] >= 1 and args["tokens_per_second"] > 0 and "peft" in args["versions"]
     assert (out / "adapter_config.json").is_file() and (out / "tokenizer.json").is_file()
     assert not (out / "checkpoints").exists()
@@ -370,8 +372,16 @@ def test_train_cli_options_reach_the_config():
     from autoact.cli_training import _train_config
     base = ["train", "--data", "d.jsonl", "--out", "o"]
     config = _train_config(build_parser().parse_args(base))
-    assert config.precision == "auto" and config.group_by_length is True
-    config = _train_config(build_parser().parse_args([*base, "--precision", "fp32", "--no-length-grouping"]))
-    assert config.precision == "fp32" and config.group_by_length is False
+    assert config.precision == "auto" and config.group_by_length is True and config.attention == "auto"
+    config = _train_config(build_parser().parse_args([*base, "--precision", "fp32", "--no-length-grouping",
+                                                      "--attention", "eager"]))
+    assert config.precision == "fp32" and config.group_by_length is False and config.attention == "eager"
     with pytest.raises(SystemExit):
         build_parser().parse_args([*base, "--precision", "fp16"])
+
+
+def test_an_unknown_attention_is_a_config_error(tiny_model_dir, tmp_path):
+    data = write_pairs(tmp_path / "plan.jsonl")
+    with pytest.raises(ConfigError, match="--attention no_such_kernel"):
+        train_adapter(data, tmp_path / "out", tiny_model_dir, TrainConfig(max_steps=1, attention="no_such_kernel"),
+                      progress=False)

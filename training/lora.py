@@ -17,6 +17,10 @@ Speed on a CPU (the project's usual trainer):
   embedded model's 49k-word vocabulary that layer is a fifth of the work;
 - batches are drawn length-grouped (examples of similar length together), so
   little padding is computed; padding never enters the loss (labels -100);
+- attention `auto` on a CPU is `training.causal_attention` (block-causal
+  products: about half the work of torch's CPU attention kernel, which took a
+  third of a step), and LoRA dropout draws packed random bits
+  (`training.lora_dropout`) instead of one Bernoulli sample per element;
 - torch uses as many threads as the process has cores (its CPU affinity,
   capped by a cgroup CPU quota) unless OMP_NUM_THREADS says otherwise.
 
@@ -79,6 +83,7 @@ class TrainConfig:
     init_adapter: str | None = None  # continue from this adapter's weights instead of a fresh LoRA
     precision: str = "auto"  # auto (bf16 where the hardware has it), bf16 (autocast; weights stay fp32), fp32
     group_by_length: bool = True  # batches of examples of similar length (less padding)
+    attention: str = "auto"  # auto (chunked on a CPU, transformers' default on a GPU), chunked, sdpa, eager, ...
 
     def check(self) -> None:
         for name in ("lora_r", "lora_alpha", "max_length", "batch_size", "grad_accum", "save_steps"):
@@ -92,6 +97,8 @@ class TrainConfig:
             raise ConfigError("train: no target modules")
         if self.precision not in PRECISIONS:
             raise ConfigError(f"train: precision must be one of {', '.join(PRECISIONS)}, got {self.precision!r}")
+        if not self.attention.strip():
+            raise ConfigError("train: attention must name an implementation (auto, chunked, sdpa, eager, ...)")
         if self.deepspeed is not None and not Path(self.deepspeed).is_file():
             raise ConfigError(f"--deepspeed {self.deepspeed}: no such file")
 
@@ -108,6 +115,7 @@ class TrainReport:
     skipped: bool = False  # the adapter was already complete
     precision: str = ""  # bf16 or fp32, as trained
     padding_share: float = 0.0  # share of the computed tokens that were padding
+    attention: str = ""  # the attention implementation trained with
     model: Any = field(default=None, repr=False)  # the trained peft model (return_model=True)
 
     @property
@@ -226,6 +234,15 @@ def _precision(choice: str, deepspeed: str | None) -> dict[str, bool]:
     return {"bf16": bf16, "use_cpu": not gpu}
 
 
+def _attention(choice: str, use_cpu: bool) -> str:
+    """The `attn_implementation` for `choice`: auto is the chunked causal attention on a CPU and
+    transformers' default (SDPA) on a GPU; chunked is ours; any other name goes to transformers."""
+    if choice == "chunked" or (choice == "auto" and use_cpu):
+        from training.causal_attention import register
+        return register()
+    return "sdpa" if choice == "auto" else choice
+
+
 @contextmanager
 def _accelerate_precision(bf16: bool) -> Iterator[None]:
     """ACCELERATE_MIXED_PRECISION for one run.
@@ -250,6 +267,8 @@ def _trainer_class() -> Any:
     import torch
     from transformers import Trainer
 
+    from training.causal_attention import check_right_padded
+
     class ScoredPositionsTrainer(Trainer):  # type: ignore[misc]
         """Trainer whose loss runs the output layer only where the next token is scored.
 
@@ -262,12 +281,15 @@ def _trainer_class() -> Any:
 
         computed = 0  # tokens run through the model, padding included (this process, this run)
         padding = 0
+        right_padded_only = False  # the attention sees no padding mask: refuse padding before tokens
 
         def compute_loss(self, model: Any, inputs: dict[str, Any], return_outputs: bool = False,
                          num_items_in_batch: Any = None) -> Any:
             if "attention_mask" in inputs and model.training:
                 self.computed += inputs["attention_mask"].numel()
                 self.padding += int(inputs["attention_mask"].eq(0).sum())
+            if self.right_padded_only and "attention_mask" in inputs:
+                check_right_padded(inputs["attention_mask"])
             if "labels" not in inputs:
                 return super().compute_loss(model, inputs, return_outputs, num_items_in_batch)
             inputs = dict(inputs)
@@ -327,6 +349,8 @@ def train_adapter(data: Path | Sequence[Path], out_dir: Path, base_path: Path, c
     from peft import LoraConfig, get_peft_model
     from transformers import AutoModelForCausalLM, AutoTokenizer, TrainingArguments
 
+    from training import causal_attention
+
     datasets.disable_progress_bars()
     tokenizer = AutoTokenizer.from_pretrained(base_path)
     pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
@@ -342,7 +366,13 @@ def train_adapter(data: Path | Sequence[Path], out_dir: Path, base_path: Path, c
     threads = _set_threads() if precision["use_cpu"] else None
 
     torch.manual_seed(config.seed)
-    model = AutoModelForCausalLM.from_pretrained(base_path, dtype=torch.float32)
+    attention = _attention(config.attention, precision["use_cpu"])
+    try:
+        model = AutoModelForCausalLM.from_pretrained(base_path, dtype=torch.float32, attn_implementation=attention)
+    except (ValueError, ImportError) as err:
+        if config.attention in ("auto", "chunked"):
+            raise
+        raise ConfigError(f"--attention {config.attention}: {err}") from err
     lora = LoraConfig(task_type="CAUSAL_LM", r=config.lora_r, lora_alpha=config.lora_alpha,
                       lora_dropout=config.lora_dropout, target_modules=list(config.target_modules))
     try:
@@ -353,6 +383,9 @@ def train_adapter(data: Path | Sequence[Path], out_dir: Path, base_path: Path, c
             model = get_peft_model(model, lora)
     except ValueError as err:
         raise ConfigError(f"--target-modules {','.join(config.target_modules)}: {err}") from err
+    if precision["use_cpu"]:
+        from training.lora_dropout import use_bit_dropout
+        use_bit_dropout(model)
     if config.gradient_checkpointing:
         model.enable_input_require_grads()
 
@@ -372,6 +405,7 @@ def train_adapter(data: Path | Sequence[Path], out_dir: Path, base_path: Path, c
             length_column_name="length", include_num_input_tokens_seen="non_padding", **precision)
         trainer = _trainer_class()(model=model, args=args, train_dataset=encoded, data_collator=PairCollator(pad_id),
                                    callbacks=[_log_callback(out_dir / TRAIN_LOG), *callbacks])
+        trainer.right_padded_only = attention == causal_attention.NAME
         start_from = last_checkpoint(checkpoints) if resume else None
         resumed_at = resumed_tokens = 0
         if start_from is not None:
@@ -398,9 +432,11 @@ def train_adapter(data: Path | Sequence[Path], out_dir: Path, base_path: Path, c
                          final_loss=log_rows[-1]["loss"] if log_rows else None, train_seconds=seconds,
                          tokens=int(trainer.state.num_input_tokens_seen) - resumed_tokens,
                          precision="bf16" if args.bf16 else "fp32",
-                         padding_share=round(trainer.padding / computed, 4) if computed else 0.0)
-    if return_model:  # without the Trainer's autocast wrapper: the model computes as a freshly loaded one
+                         padding_share=round(trainer.padding / computed, 4) if computed else 0.0,
+                         attention=attention)
+    if return_model:  # without the Trainer's autocast wrapper and with transformers' attention: any batch layout
         report.model = trainer.accelerator.unwrap_model(trainer.model, keep_fp32_wrapper=False)
+        report.model.get_base_model().set_attn_implementation("sdpa")
     settings = {k: (list(v) if isinstance(v, tuple) else v) for k, v in asdict(config).items()}
     (out_dir / TRAINING_ARGS).write_text(json.dumps({
         "base_model": str(base_path), "data": [str(p) for p in paths], "pairs": len(pairs),
@@ -408,6 +444,7 @@ def train_adapter(data: Path | Sequence[Path], out_dir: Path, base_path: Path, c
         "resumed_from_step": resumed_at, "warmup_steps": warmup, "final_loss": report.final_loss,
         "train_seconds": round(seconds, 2), "tokens_per_second": round(report.tokens_per_second, 1),
         "precision": report.precision, "threads": threads, "padding_share": report.padding_share,
+        "attention": attention,
         "settings": settings, "versions": _versions(), "data_stats": _data_stats(paths),
     }, indent=2) + "\n", encoding="utf-8")
     shutil.rmtree(checkpoints, ignore_errors=True)
