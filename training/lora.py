@@ -434,9 +434,10 @@ def train_adapter(data: Path | Sequence[Path], out_dir: Path, base_path: Path, c
                          precision="bf16" if args.bf16 else "fp32",
                          padding_share=round(trainer.padding / computed, 4) if computed else 0.0,
                          attention=attention)
-    if return_model:  # without the Trainer's autocast wrapper and with transformers' attention: any batch layout
+    if return_model:  # without the Trainer's autocast wrapper: the model computes as a freshly loaded one
         report.model = trainer.accelerator.unwrap_model(trainer.model, keep_fp32_wrapper=False)
-        report.model.get_base_model().set_attn_implementation("sdpa")
+        if attention == causal_attention.NAME:  # (ours serves right-padded training batches only)
+            report.model.get_base_model().set_attn_implementation("sdpa")
     settings = {k: (list(v) if isinstance(v, tuple) else v) for k, v in asdict(config).items()}
     (out_dir / TRAINING_ARGS).write_text(json.dumps({
         "base_model": str(base_path), "data": [str(p) for p in paths], "pairs": len(pairs),
