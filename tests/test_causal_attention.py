@@ -9,7 +9,6 @@ import torch.nn.functional as F
 from training.causal_attention import (
     CHUNK,
     _BlockCausal,
-    check_right_padded,
     chunked_causal_attention,
     register,
 )
@@ -61,28 +60,56 @@ def test_the_diagonal_block_is_masked():
     """A query never reads a later key: changing the last key and value leaves every earlier output."""
     torch.manual_seed(1)
     q, k, v = torch.randn(1, 2, 100, 8), torch.randn(1, 1, 100, 8), torch.randn(1, 1, 100, 8)
-    before = _BlockCausal.apply(q.view(1, 1, 2, 100, 8), k, v, 0.3, CHUNK)
+    before = _BlockCausal.apply(q.view(1, 1, 2, 100, 8), k, v, None, 0.3, CHUNK)
     k[:, :, -1], v[:, :, -1] = 50.0, 50.0
-    after = _BlockCausal.apply(q.view(1, 1, 2, 100, 8), k, v, 0.3, CHUNK)
+    after = _BlockCausal.apply(q.view(1, 1, 2, 100, 8), k, v, None, 0.3, CHUNK)
     torch.testing.assert_close(after[..., :-1, :], before[..., :-1, :])
     assert not torch.allclose(after[..., -1, :], before[..., -1, :])
 
 
+def test_masks_and_cached_keys_match_sdpa():
+    """With a padding mask (left and right padding) and queries after cached keys, as transformers'
+    mask function makes it: the same output and gradients as torch's attention with that mask, and a
+    query with no key to read (a left-padded row's padding) comes out finite."""
+    torch.manual_seed(4)
+    rows, cached, new = 3, 20, 150
+    keys = torch.ones(rows, cached + new, dtype=torch.bool)
+    keys[0, :5] = False  # a shorter cached prefix (left padding)
+    keys[1, cached:cached + 30] = False  # left padding of the new tokens
+    keys[2, -17:] = False  # right padding
+    causal = torch.ones(new, cached + new, dtype=torch.bool).tril(cached)
+    mask = (causal[None] & keys[:, None, :])[:, None]  # [B, 1, new, cached + new]
+    q, k, v = torch.randn(rows, 6, new, 16), torch.randn(rows, 2, cached + new, 16), torch.randn(rows, 2, cached + new, 16)
+    grad = torch.randn(rows, 6, new, 16)
+    grad[1, :, :30] = 0  # padded queries feed nothing (as in a model, where no loss reaches them)
+    module = torch.nn.Module()
+
+    def ours(q, k, v):
+        return chunked_causal_attention(module, q, k, v, mask, scaling=0.25)[0].transpose(1, 2)
+
+    def theirs(q, k, v):
+        return F.scaled_dot_product_attention(q, k, v, mask, scale=0.25, enable_gqa=True)
+
+    mine, ref = _attend(ours, q, k, v, grad), _attend(theirs, q, k, v, grad)
+    assert torch.isfinite(mine[0]).all()
+    real = torch.ones(rows, new, dtype=torch.bool)
+    real[1, :30] = False
+    torch.testing.assert_close(mine[0].transpose(1, 2)[real], ref[0].transpose(1, 2)[real], rtol=1e-5, atol=1e-5)
+    for got, want in zip(mine[1:], ref[1:]):
+        torch.testing.assert_close(got, want, rtol=1e-5, atol=1e-5)
+    mask[1, :, :30, :cached] = False  # row 1 without a cached prefix: its first 30 queries read nothing
+    assert all(torch.isfinite(t).all() for t in _attend(ours, q, k, v, grad))
+
+
 def test_other_layouts_go_to_sdpa():
-    """Keys beyond the queries (a cache), an explicit mask (here: the first token is padding) or
-    attention dropout leave the block-causal path for transformers' SDPA attention."""
+    """Attention dropout, or keys beyond the queries with no mask to place them, use torch's kernel."""
     from transformers.integrations.sdpa_attention import sdpa_attention_forward
 
-    torch.manual_seed(2)
     module = torch.nn.Module()
-    mask = torch.ones(6, 6, dtype=torch.bool).tril()
-    mask[1:, 0] = False
-    cases = [((1, 2, 5, 8), (1, 2, 9, 8), None, 0.0), ((1, 2, 6, 8), (1, 2, 6, 8), mask[None, None], 0.0)]
-    for q_shape, kv_shape, attention_mask, dropout in cases:
-        q, k, v = torch.randn(q_shape), torch.randn(kv_shape), torch.randn(kv_shape)
-        ours = chunked_causal_attention(module, q, k, v, attention_mask, scaling=0.5, dropout=dropout)[0]
-        theirs = sdpa_attention_forward(module, q, k, v, attention_mask, scaling=0.5, dropout=dropout)[0]
-        torch.testing.assert_close(ours, theirs)
+    torch.manual_seed(2)
+    q, k, v = torch.randn(1, 2, 5, 8), torch.randn(1, 2, 9, 8), torch.randn(1, 2, 9, 8)
+    torch.testing.assert_close(chunked_causal_attention(module, q, k, v, None, scaling=0.5)[0],
+                               sdpa_attention_forward(module, q, k, v, None, scaling=0.5)[0])
     q, k, v = torch.randn(1, 2, 6, 8), torch.randn(1, 2, 6, 8), torch.randn(1, 2, 6, 8)
     torch.manual_seed(3)
     ours = chunked_causal_attention(module, q, k, v, None, scaling=0.5, dropout=0.5)[0]
@@ -90,16 +117,10 @@ def test_other_layouts_go_to_sdpa():
     torch.testing.assert_close(ours, sdpa_attention_forward(module, q, k, v, None, scaling=0.5, dropout=0.5)[0])
 
 
-def test_right_padding_is_checked():
-    check_right_padded(torch.tensor([[1, 1, 1], [1, 1, 0], [1, 0, 0]]))
-    with pytest.raises(ValueError, match="right-padded"):
-        check_right_padded(torch.tensor([[1, 1, 1], [0, 1, 1]]))
-
-
-def test_a_model_trains_alike_with_either_attention(gqa_model_dir):
-    """The tiny grouped-query Llama with LoRA, on a right-padded batch: the same loss over the real tokens
-    and the same LoRA gradients with the block-causal attention (which sees no padding mask) as with
-    transformers' SDPA attention and the padding mask."""
+@pytest.mark.parametrize("padding", ["right", "left"])
+def test_a_model_trains_alike_with_either_attention(gqa_model_dir, padding):
+    """The tiny grouped-query Llama with LoRA on a padded batch: the same loss over the real tokens and
+    the same LoRA gradients with the block-causal attention as with transformers' SDPA attention."""
     from peft import LoraConfig, get_peft_model
     from transformers import AutoModelForCausalLM
 
@@ -107,6 +128,10 @@ def test_a_model_trains_alike_with_either_attention(gqa_model_dir):
     mask = torch.ones_like(ids)
     mask[1, 120:], mask[2, 40:] = 0, 0
     labels = ids.masked_fill(mask == 0, -100)
+    if padding == "left":  # a row's first token is predicted from padding, which reads no key: not scored
+        mask = mask.flip(-1)
+        labels = ids.masked_fill(mask == 0, -100)
+        labels[:, 1:].masked_fill_(mask[:, :-1] == 0, -100)
     results = []
     for attention in ("sdpa", register()):
         torch.manual_seed(0)

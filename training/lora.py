@@ -267,8 +267,6 @@ def _trainer_class() -> Any:
     import torch
     from transformers import Trainer
 
-    from training.causal_attention import check_right_padded
-
     class ScoredPositionsTrainer(Trainer):  # type: ignore[misc]
         """Trainer whose loss runs the output layer only where the next token is scored.
 
@@ -281,15 +279,12 @@ def _trainer_class() -> Any:
 
         computed = 0  # tokens run through the model, padding included (this process, this run)
         padding = 0
-        right_padded_only = False  # the attention sees no padding mask: refuse padding before tokens
 
         def compute_loss(self, model: Any, inputs: dict[str, Any], return_outputs: bool = False,
                          num_items_in_batch: Any = None) -> Any:
             if "attention_mask" in inputs and model.training:
                 self.computed += inputs["attention_mask"].numel()
                 self.padding += int(inputs["attention_mask"].eq(0).sum())
-            if self.right_padded_only and "attention_mask" in inputs:
-                check_right_padded(inputs["attention_mask"])
             if "labels" not in inputs:
                 return super().compute_loss(model, inputs, return_outputs, num_items_in_batch)
             inputs = dict(inputs)
@@ -405,7 +400,6 @@ def train_adapter(data: Path | Sequence[Path], out_dir: Path, base_path: Path, c
             length_column_name="length", include_num_input_tokens_seen="non_padding", **precision)
         trainer = _trainer_class()(model=model, args=args, train_dataset=encoded, data_collator=PairCollator(pad_id),
                                    callbacks=[_log_callback(out_dir / TRAIN_LOG), *callbacks])
-        trainer.right_padded_only = attention == causal_attention.NAME
         start_from = last_checkpoint(checkpoints) if resume else None
         resumed_at = resumed_tokens = 0
         if start_from is not None:
@@ -436,7 +430,7 @@ def train_adapter(data: Path | Sequence[Path], out_dir: Path, base_path: Path, c
                          attention=attention)
     if return_model:  # without the Trainer's autocast wrapper: the model computes as a freshly loaded one
         report.model = trainer.accelerator.unwrap_model(trainer.model, keep_fp32_wrapper=False)
-        if attention == causal_attention.NAME:  # (ours serves right-padded training batches only)
+        if attention == causal_attention.NAME:  # as loaded by default
             report.model.get_base_model().set_attn_implementation("sdpa")
     settings = {k: (list(v) if isinstance(v, tuple) else v) for k, v in asdict(config).items()}
     (out_dir / TRAINING_ARGS).write_text(json.dumps({
