@@ -69,7 +69,8 @@ def parse_setting(text: str) -> dict[str, Any]:
         elif key == "attn" and value:
             out["attention"] = value
         else:
-            raise SystemExit(f"unknown setting {part!r} (use p=fp32|bf16, bs=N, ga=N, gc, r=N, drop=X, nogroup, attn=NAME)")
+            raise SystemExit(f"unknown setting {part!r} "
+                             "(use p=fp32|bf16, bs=N, ga=N, gc, r=N, drop=X, nogroup, attn=NAME)")
     return out
 
 

@@ -79,7 +79,8 @@ def test_masks_and_cached_keys_match_sdpa():
     keys[2, -17:] = False  # right padding
     causal = torch.ones(new, cached + new, dtype=torch.bool).tril(cached)
     mask = (causal[None] & keys[:, None, :])[:, None]  # [B, 1, new, cached + new]
-    q, k, v = torch.randn(rows, 6, new, 16), torch.randn(rows, 2, cached + new, 16), torch.randn(rows, 2, cached + new, 16)
+    q = torch.randn(rows, 6, new, 16)
+    k, v = torch.randn(rows, 2, cached + new, 16), torch.randn(rows, 2, cached + new, 16)
     grad = torch.randn(rows, 6, new, 16)
     grad[1, :, :30] = 0  # padded queries feed nothing (as in a model, where no loss reaches them)
     module = torch.nn.Module()
@@ -97,6 +98,8 @@ def test_masks_and_cached_keys_match_sdpa():
     torch.testing.assert_close(mine[0].transpose(1, 2)[real], ref[0].transpose(1, 2)[real], rtol=1e-5, atol=1e-5)
     for got, want in zip(mine[1:], ref[1:]):
         torch.testing.assert_close(got, want, rtol=1e-5, atol=1e-5)
+    with torch.inference_mode():  # as the model runs for inference: nothing kept for a backward
+        torch.testing.assert_close(ours(q, k, v).double(), mine[0])
     mask[1, :, :30, :cached] = False  # row 1 without a cached prefix: its first 30 queries read nothing
     assert all(torch.isfinite(t).all() for t in _attend(ours, q, k, v, grad))
 
