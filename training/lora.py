@@ -238,8 +238,8 @@ def _attention(choice: str, use_cpu: bool) -> str:
     """The `attn_implementation` for `choice`: auto is the chunked causal attention on a CPU and
     transformers' default (SDPA) on a GPU; chunked is ours; any other name goes to transformers."""
     if choice == "chunked" or (choice == "auto" and use_cpu):
-        from training.causal_attention import register
-        return register()
+        from training import causal_attention
+        return causal_attention.register()
     return "sdpa" if choice == "auto" else choice
 
 
