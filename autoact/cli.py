@@ -3,17 +3,21 @@
 from __future__ import annotations
 
 import argparse
+import logging
 import sys
 import time
 from pathlib import Path
 from typing import Any, Sequence
 
 from rich.console import Console
+from rich.text import Text
 
 from agents.base import AgentSettings
 from agents.llm import DEFAULT_BASE_URL, EndpointConfig, EndpointModel
 from autoact.assembly import build_design, build_group, build_task_toolbox, resolve_role_models
 from autoact.errors import AutoactError, ConfigError
+from autoact.interrupt import Interrupted
+from autoact.options import add_timeout_option, nonnegative_int, out_directory, positive_int
 from evaluation.report import summary_table
 from evaluation.runner import EvalOptions, evaluate, run_episode
 from evaluation.trace import Tracer
@@ -22,7 +26,12 @@ from graph.group import AgentGroup
 from tasks import TASKS, get_task, read_rows
 from tasks.base import Task
 
-console = Console(stderr=False)
+console = Console(stderr=False, markup=False)  # user data (paths, answers, errors) is printed literally
+
+
+def styled(*parts: str | tuple[str, str]) -> Text:
+    """One line of literal text; `(text, style)` parts are shown in that style."""
+    return Text.assemble(*parts)
 
 
 def add_group_options(p: argparse.ArgumentParser) -> None:
@@ -60,13 +69,14 @@ def add_group_options(p: argparse.ArgumentParser) -> None:
                    "dates and numbers of the question and observations by likelihood, instead of generating them")
     p.add_argument("--prompts", choices=("auto", "meta", "roles"), default="auto",
                    help="meta: one zero-shot instruction for all roles; roles: one per role; auto: meta when one model plays all roles")
-    p.add_argument("--max-steps", type=int, default=10, help="step limit of an episode")
+    p.add_argument("--max-steps", type=positive_int, default=10, help="step limit of an episode")
     p.add_argument("--answer-at-limit", action="store_true",
                    help="the last steps before --max-steps offer only Finish (leaving room to reflect), instead "
                    "of halting without an answer")
-    p.add_argument("--max-reflections", type=int, default=1, help="Finish answers that get reflected on")
-    p.add_argument("--context-tokens", type=int, default=2048, help="halt when a prompt would exceed this many tokens")
-    p.add_argument("--timeout", type=float, default=300.0, help="seconds per model request")
+    p.add_argument("--max-reflections", type=nonnegative_int, default=1, help="Finish answers that get reflected on")
+    p.add_argument("--context-tokens", type=positive_int, default=2048,
+                   help="halt when a prompt would exceed this many tokens")
+    add_timeout_option(p)
 
 
 def make_group(args: argparse.Namespace, task: Task, rows: Sequence[dict] | None) -> AgentGroup:
@@ -110,12 +120,13 @@ def cmd_run(args: argparse.Namespace) -> int:
         result = run_episode(group, task, row, tracer)
     finally:
         tracer.close()
-    console.print(f"[bold]Answer:[/] {result['prediction']}" + (" (halted)" if result["halted"] else ""))
+    console.print(styled(("Answer:", "bold"), f" {result['prediction']}" + (" (halted)" if result["halted"] else "")))
     if "answer" in row:
         scores = {k: result[k] for k in task.metrics}
-        console.print(f"[bold]Gold:[/] {result['gold']}   " + "  ".join(f"{k}={v:.2f}" for k, v in scores.items()))
+        console.print(styled(("Gold:", "bold"), f" {result['gold']}   "
+                             + "  ".join(f"{k}={v:.2f}" for k, v in scores.items())))
     if result["error"]:
-        console.print(f"[red]error:[/] {result['error']}")
+        console.print(styled(("error:", "red"), f" {result['error']}"))
         return 1
     return 0
 
@@ -153,8 +164,8 @@ def _agent_settings(args: argparse.Namespace) -> dict[str, Any]:
 def cmd_eval(args: argparse.Namespace) -> int:
     task = get_task(args.task)
     rows = read_rows(args.data, task)
+    out = out_directory(args.out)
     group = make_baseline(args, task) if getattr(args, "baseline", None) else make_group(args, task, rows)
-    out = Path(args.out)
     tracer = Tracer(console=console if args.trace else None,
                     jsonl=Path(args.trace_file) if args.trace_file else None)
     started = time.perf_counter()
@@ -164,8 +175,9 @@ def cmd_eval(args: argparse.Namespace) -> int:
     finally:
         tracer.close()
     console.print(summary_table(summary, task.metrics))
+    retry = "; rerun the same command to retry the errored rows" if summary["errors"] else ""
     console.print(f"{summary['errors']} errors, {summary['halted']} halted; wall time "
-                  f"{time.perf_counter() - started:.1f}s; results in {out / 'results.jsonl'}")
+                  f"{time.perf_counter() - started:.1f}s; results in {out / 'results.jsonl'}{retry}")
     return 0
 
 
@@ -245,7 +257,7 @@ def build_parser() -> argparse.ArgumentParser:
     demo = sub.add_parser("demo", help="serve the embedded model, evaluate a few questions with a trace")
     _add_eval_options(demo, out_default="", limit_default=3)
     demo.add_argument("--serve-model", default="default", help="model to serve (default: embedded SmolLM2)")
-    demo.add_argument("--port", type=int, default=8000, help="API server port")
+    demo.add_argument("--port", type=positive_int, default=8000, help="API server port")
     demo.set_defaults(func=cmd_demo)
 
     gr = sub.add_parser("graph", help="print an agent design's graph as Mermaid")
@@ -264,8 +276,8 @@ def _add_eval_options(p: argparse.ArgumentParser, out_default: str | None = None
                       limit_default: int | None = None) -> None:
     p.add_argument("--data", required=True, help="JSONL data file of the task")
     p.add_argument("--out", required=out_default is None, default=out_default, help="output directory")
-    p.add_argument("--limit", type=int, default=limit_default, help="evaluate only the first N questions")
-    p.add_argument("--concurrency", type=int, default=8,
+    p.add_argument("--limit", type=positive_int, default=limit_default, help="evaluate only the first N questions")
+    p.add_argument("--concurrency", type=positive_int, default=8,
                    help="episodes run at once (the batched worker decodes them together)")
     p.add_argument("--trace", action="store_true", help="print every step")
     p.add_argument("--trace-file", default=None, help="append every step as JSONL to this file")
@@ -273,14 +285,29 @@ def _add_eval_options(p: argparse.ArgumentParser, out_default: str | None = None
     add_group_options(p)
 
 
+def _log_to_stderr() -> None:
+    """autoact's warnings (a server that stopped answering, a fallback taken) as `warning: …` lines."""
+    logger = logging.getLogger("autoact")
+    if not logger.handlers:
+        handler = logging.StreamHandler(sys.stderr)
+        handler.setFormatter(logging.Formatter("warning: %(message)s"))
+        handler.setLevel(logging.WARNING)
+        logger.addHandler(handler)
+        logger.propagate = False
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    _log_to_stderr()
     try:
         return int(args.func(args) or 0)
     except AutoactError as e:
-        console.print(f"[red]error:[/] {e}")
+        console.print(styled(("error:", "red"), f" {e}"))
         return 2
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as e:
+        said = str(e) if isinstance(e, Interrupted) and str(e) != "interrupted" else \
+            "interrupted; what was finished is kept: run the same command again to resume"
+        console.print(styled(("stopped:", "yellow"), f" {said}"))
         return 130
 
 

@@ -3,23 +3,23 @@
 from __future__ import annotations
 
 import argparse
-import json
 from pathlib import Path
 from typing import Any, Callable
 
-from rich.markup import escape
 from rich.table import Table
 
 from agents.llm import DEFAULT_BASE_URL, EndpointConfig, EndpointModel
 from autoact.assembly import resolve_role_models
-from autoact.errors import ConfigError
+from autoact.errors import ConfigError, DataError
+from autoact.jsonl import read_json
+from autoact.options import add_timeout_option, finite_float, out_directory, out_file, positive_int
 
 
 def _endpoint_options(p: argparse.ArgumentParser, what: str = "the Meta-Agent") -> None:
     p.add_argument("--base-url", default=DEFAULT_BASE_URL, help="OpenAI-compatible API of the FastChat server")
     p.add_argument("--api-key", default=None, help="API key of the server, if it requires one")
     p.add_argument("--model", default=None, help=f"{what} (default: the served base model)")
-    p.add_argument("--timeout", type=float, default=300.0, help="seconds per model request")
+    add_timeout_option(p)
 
 
 def meta_agent(args: argparse.Namespace, temperature: float = 0.0) -> EndpointModel:
@@ -31,27 +31,32 @@ def meta_agent(args: argparse.Namespace, temperature: float = 0.0) -> EndpointMo
 
 def cmd_select_tools(args: argparse.Namespace) -> int:
     """The Meta-Agent chooses the task's tools from the pool; writes them as a tool list (DESIGN §2)."""
-    from autoact.cli import console
+    from autoact.cli import console, styled
     from tasks import TASKS, get_task
-    from tools import builtin_spec, registered_names, save_tool_specs
+    from tools import builtin_spec, default_tool_specs, registered_names, save_tool_specs
     from training.tool_selection import select_tools
 
     description = args.description
+    built_in = args.task.lower() in TASKS
     if description is None:
-        if args.task.lower() not in TASKS:
+        if not built_in:
             raise ConfigError(f"task {args.task!r} is not built in ({', '.join(sorted(TASKS))}): "
                               "describe it with --description TEXT")
         description = get_task(args.task).description
+    out = out_file(args.out)
     pool = [builtin_spec(name) for name in registered_names()]
+    fallback = [s.name for s in default_tool_specs(args.task.lower())] if built_in else None
     selection = select_tools(meta_agent(args), description, pool, scored=not args.free,
-                             calibrate=not args.no_calibration)
-    out = Path(args.out)
+                             calibrate=not args.no_calibration, strict=args.strict, fallback=fallback)
     out.parent.mkdir(parents=True, exist_ok=True)
     save_tool_specs(out, selection.chosen)
     for name in selection.ignored:
-        console.print(f"[yellow]warning:[/] the model named {name!r}, which is not in the pool; ignored")
+        console.print(styled(("warning:", "yellow"), f" the model named {name!r}, which is not in the pool; ignored"))
     console.print(f"Model said: {selection.answer.strip()}", highlight=False)
-    console.print(f"Selected for {args.task}: [bold]{', '.join(s.name for s in selection.chosen)}[/] → {out}")
+    if selection.fallback:
+        console.print(styled(("warning:", "yellow"), f" {selection.fallback} (pass --strict to fail instead)"))
+    console.print(styled(f"Selected for {args.task}: ", (", ".join(s.name for s in selection.chosen), "bold"),
+                         f" → {out}"))
     return 0
 
 
@@ -66,7 +71,8 @@ def cmd_self_instruct(args: argparse.Namespace) -> int:
     config = SelfInstructConfig(task=args.task, n=args.n, per_round=args.per_round, seed=args.seed,
                                 max_empty_rounds=args.max_empty_rounds, grounded=corpus is not None,
                                 answer_by=args.answer_by, concurrency=args.concurrency)
-    report = run_self_instruct(meta_agent(args, temperature=args.temperature), args.task, args.seeds, args.out,
+    report = run_self_instruct(meta_agent(args, temperature=args.temperature), args.task, args.seeds,
+                               out_file(args.out),
                                config, corpus_rows=corpus, progress=not args.no_progress)
     console.print(f"{report.total} examples in {report.out_path} ({report.accepted} new this run, "
                   f"{report.rounds} rounds); rejected: {dict(report.rejected) or 'none'}")
@@ -90,7 +96,7 @@ def cmd_synthesize(args: argparse.Namespace) -> int:
     info = {"model": args.model, "group": args.group, "base_url": args.base_url, "questions": str(args.questions),
             "corpus": str(args.corpus) if args.corpus else None, "scored": not args.free_actions,
             "scored_arguments": args.scored_arguments, "answer_at_limit": args.answer_at_limit}
-    summary = synthesize(group, task, questions, Path(args.out), args.concurrency, not args.no_progress, info)
+    summary = synthesize(group, task, questions, out_file(args.out), args.concurrency, not args.no_progress, info)
     console.print(summary_table(summary, task.metrics, title=f"synthesis on {task.name} (success = reward 1)"))
     return 0
 
@@ -114,12 +120,16 @@ def cmd_differentiate(args: argparse.Namespace) -> int:
 
     path = Path(args.trajectories)
     rows = read_trajectories(path)
-    meta: dict[str, Any] = json.loads(meta_path(path).read_text()) if meta_path(path).exists() else {}
+    meta: dict[str, Any] = read_json(meta_path(path), "synthesis record") if meta_path(path).exists() else {}
+    if not isinstance(meta, dict):
+        raise DataError(f"{meta_path(path)}: expected a JSON object (the synthesis record), got {type(meta).__name__}")
     if args.tools:
         tools = load_tool_specs(args.tools)
     elif meta.get("tools") is not None:
         from tools.base import ToolSpec
-        tools = [ToolSpec.from_json(t, str(meta_path(path))) for t in meta["tools"]]
+        if not isinstance(meta["tools"], list):
+            raise DataError(f"{meta_path(path)}: field 'tools' should be a list of tool specs")
+        tools = [ToolSpec.from_json(t, f"{meta_path(path)}: tools entry {i}") for i, t in enumerate(meta["tools"])]
     elif args.task:
         tools = default_tool_specs(args.task)
     else:
@@ -130,7 +140,7 @@ def cmd_differentiate(args: argparse.Namespace) -> int:
     source = {"trajectories": str(path), "synthesis": meta, "prompts_version": prompts_version(),
               "min_reward": args.min_reward, "max_trajectories": args.max_trajectories,
               "unfiltered": args.unfiltered, "token_counts": how}
-    stats = write_dataset(Path(args.out), data, len(rows), source, count)
+    stats = write_dataset(out_directory(args.out), data, len(rows), source, count)
     _print_stats(stats)
     return 0
 
@@ -149,15 +159,15 @@ def _train_config(args: argparse.Namespace) -> Any:
 
 def cmd_train(args: argparse.Namespace) -> int:
     """Train LoRA adapters: one file → one adapter, or `--roles` over a differentiated dataset directory."""
-    from autoact.cli import console
+    from autoact.cli import console, styled
     from serving.model_store import resolve_model
     from training.differentiate import ROLES
     from training.lora import train_adapter
 
     config = _train_config(args)
     config.check()
+    data, out = Path(args.data), out_directory(args.out)
     base = resolve_model(args.base).path
-    data, out = Path(args.data), Path(args.out)
     jobs: list[tuple[str, list[Path], Path]] = []
     if args.roles is None:
         if data.is_dir():
@@ -179,9 +189,9 @@ def cmd_train(args: argparse.Namespace) -> int:
         table.add_column(col, justify="right")
     missing: list[str] = []
     for name, files, target in jobs:
-        empty = [f for f in files if not f.is_file() or not f.read_text(encoding="utf-8").strip()]
+        empty = [f for f in files if not f.is_file() or not f.stat().st_size or not f.read_bytes().strip()]
         if args.roles is not None and len(empty) == len(files):
-            console.print(f"[yellow]skipping {name}:[/] no training pairs in {', '.join(map(str, empty))}")
+            console.print(styled((f"skipping {name}:", "yellow"), f" no training pairs in {', '.join(map(str, empty))}"))
             missing.append(name)
             continue
         files = [f for f in files if f not in empty] if args.roles is not None else files
@@ -194,13 +204,13 @@ def cmd_train(args: argparse.Namespace) -> int:
                       "" if report.skipped else f"{report.tokens_per_second:.0f}", str(target))
     console.print(table)
     if missing:
-        console.print(f"[yellow]no adapter for {', '.join(missing)}[/]: serve the base model in that role")
+        console.print(styled((f"no adapter for {', '.join(missing)}", "yellow"), ": serve the base model in that role"))
     return 0
 
 
 def cmd_pipeline(args: argparse.Namespace) -> int:
     """Every stage from seeds to an evaluated group (autoact.pipeline); rerun to resume."""
-    from autoact.cli import console
+    from autoact.cli import console, styled
     from autoact.pipeline import PipelineConfig
     from autoact.rounds import RoundsConfig, run_rounds
 
@@ -217,7 +227,7 @@ def cmd_pipeline(args: argparse.Namespace) -> int:
     rounds = RoundsConfig(rounds=args.rounds, continue_adapters=args.continue_adapters,
                           reuse_questions=args.reuse_questions,
                           stop_on_regression=args.stop_on_regression, regression_margin=args.regression_margin)
-    data = run_rounds(config, rounds, on_stage=lambda name: console.rule(f"[bold]{name}"))
+    data = run_rounds(config, rounds, on_stage=lambda name: console.rule(styled((name, "bold"))))
     if args.rounds > 1:
         console.print(f"rounds: {Path(args.workdir) / 'rounds.md'} (best round {data['best_round']})")
         return 0
@@ -247,26 +257,27 @@ def _print_stats(stats: dict[str, Any]) -> None:
 
 def cmd_inspect(args: argparse.Namespace) -> int:
     """Print a few kept trajectories and the dataset stats, for a person to judge quality."""
-    from autoact.cli import console
-    from training.dataset import read_trajectories
+    from autoact.cli import console, styled
+    from training.dataset import read_dataset_stats, read_trajectories
 
     if args.dataset:
-        _print_stats(json.loads((Path(args.dataset) / "stats.json").read_text()))
+        _print_stats(read_dataset_stats(Path(args.dataset)))
     if args.trajectories:
         rows = read_trajectories(Path(args.trajectories))
         kept = [r for r in rows if float(r.get("reward") or 0) >= args.min_reward and not r.get("halted")]
         console.print(f"{len(kept)} of {len(rows)} trajectories reach reward {args.min_reward}; showing {args.n}")
         for row in kept[: args.n]:
-            console.print(f"\n[bold]{escape(str(row['id']))}[/] {escape(row['question'])}  "
-                          f"[dim](gold: {escape(str(row.get('gold')))})[/]", highlight=False)
-            for i, s in enumerate(row["transcript"], 1):  # escape: "[right]" would read as rich markup
-                step = escape(f"{s.get('action')}[{s.get('argument')}] → {s.get('observation', '')[:200]}")
-                console.print(f"  {i}. [cyan]{escape(s.get('thought', ''))}[/]\n     {step}", highlight=False)
+            console.print(styled("\n", (str(row["id"]), "bold"), f" {row['question']}  ",
+                                 (f"(gold: {row.get('gold')})", "dim")), highlight=False)
+            for i, s in enumerate(row["transcript"], 1):
+                step = f"{s.get('action')}[{s.get('argument')}] → {(s.get('observation') or '')[:200]}"
+                console.print(styled(f"  {i}. ", (s.get("thought") or "", "cyan"), f"\n     {step}"), highlight=False)
     return 0
 
 
 def add_training_parsers(sub: argparse._SubParsersAction) -> None:
     from autoact.cli import add_group_options
+    from training.tool_selection import FALLBACK_TOP_K
 
     sel = sub.add_parser("select-tools", help="let the Meta-Agent choose the tools a task needs")
     sel.add_argument("--task", required=True, help="a built-in task (hotpotqa, scienceqa) or a new task's name")
@@ -276,6 +287,9 @@ def add_training_parsers(sub: argparse._SubParsersAction) -> None:
                      "instead of scoring yes/no per tool")
     sel.add_argument("--no-calibration", action="store_true", help="use raw yes/no margins, not margins "
                      "relative to a content-free task")
+    sel.add_argument("--strict", action="store_true", help="fail when the model picks no tool, instead of "
+                     "falling back (with a warning) to the task's built-in set, or for a new task to the "
+                     f"{FALLBACK_TOP_K} tools with the highest margins")
     _endpoint_options(sel)
     sel.set_defaults(func=cmd_select_tools)
 
@@ -283,18 +297,18 @@ def add_training_parsers(sub: argparse._SubParsersAction) -> None:
     si.add_argument("--task", required=True, choices=("hotpotqa", "scienceqa"), help="task of the examples")
     si.add_argument("--seeds", required=True, help="seed examples JSONL (question, answer, ...)")
     si.add_argument("--out", required=True, help="questions JSONL (appended; rerunning continues to --n)")
-    si.add_argument("--n", type=int, default=200, help="how many examples the file should hold")
-    si.add_argument("--per-round", type=int, default=10, help="examples asked for per round")
+    si.add_argument("--n", type=positive_int, default=200, help="how many examples the file should hold")
+    si.add_argument("--per-round", type=positive_int, default=10, help="examples asked for per round")
     si.add_argument("--corpus", default=None, help="HotpotQA-format JSONL: ground each round in its paragraphs")
-    si.add_argument("--temperature", type=float, default=0.8, help="sampling temperature (variety)")
+    si.add_argument("--temperature", type=finite_float(0.0, inclusive=True), default=0.8, help="sampling temperature (variety)")
     si.add_argument("--seed", type=int, default=0, help="random seed of example sampling")
-    si.add_argument("--max-empty-rounds", type=int, default=5, help="stop after this many rounds in a row add nothing")
+    si.add_argument("--max-empty-rounds", type=positive_int, default=5, help="stop after this many rounds in a row add nothing")
     si.add_argument("--answer-by", choices=("generate", "score"), default="score",
                     help="with --corpus: 'score' (default) has the model write only questions and picks each "
                          "answer among the pages' spans by likelihood; 'generate' has it write the answers too. "
                          "ScienceQA: 'score' fills in one field at a time and scores the answer among the options; "
                          "'generate' has the model write whole examples")
-    si.add_argument("--concurrency", type=int, default=8,
+    si.add_argument("--concurrency", type=positive_int, default=8,
                     help="rounds generated at once (the batched worker decodes them together)")
     si.add_argument("--no-progress", action="store_true", help="no progress bar")
     _endpoint_options(si)
@@ -304,7 +318,7 @@ def add_training_parsers(sub: argparse._SubParsersAction) -> None:
     syn.add_argument("--questions", required=True, help="questions JSONL (from self-instruct)")
     syn.add_argument("--out", required=True, help="trajectories JSONL (appended; resumable)")
     syn.add_argument("--corpus", default=None, help="HotpotQA-format JSONL whose context paragraphs form the docstore")
-    syn.add_argument("--concurrency", type=int, default=8,
+    syn.add_argument("--concurrency", type=positive_int, default=8,
                      help="episodes run at once (the batched worker decodes them together)")
     syn.add_argument("--no-progress", action="store_true", help="no progress bar")
     add_group_options(syn)
@@ -313,8 +327,8 @@ def add_training_parsers(sub: argparse._SubParsersAction) -> None:
     dif = sub.add_parser("differentiate", help="filter correct trajectories into plan/tool/reflect training pairs")
     dif.add_argument("--trajectories", required=True, help="trajectories JSONL from `autoact synthesize`")
     dif.add_argument("--out", required=True, help="output directory for plan/tool/reflect.jsonl and stats.json")
-    dif.add_argument("--max-trajectories", type=int, default=200, help="keep at most this many trajectories")
-    dif.add_argument("--min-reward", type=float, default=1.0, help="keep trajectories with at least this reward")
+    dif.add_argument("--max-trajectories", type=positive_int, default=200, help="keep at most this many trajectories")
+    dif.add_argument("--min-reward", type=finite_float(0.0, inclusive=True), default=1.0, help="keep trajectories with at least this reward")
     dif.add_argument("--unfiltered", action="store_true", help="ablation: keep every trajectory that ran "
                      "without an error, right or wrong, finished or not")
     dif.add_argument("--tools", default=None, help="tool list the trajectories used (default: from the meta file)")
@@ -328,18 +342,18 @@ def add_training_parsers(sub: argparse._SubParsersAction) -> None:
     tr.add_argument("--roles", default=None, help="plan,tool,reflect (any of them) or all (one adapter on "
                     "every role's data)")
     tr.add_argument("--base", default="default", help="base model: default (embedded SmolLM2) or a model dir")
-    tr.add_argument("--epochs", type=float, default=5.0)
-    tr.add_argument("--lora-r", type=int, default=8)
-    tr.add_argument("--lora-alpha", type=int, default=16)
-    tr.add_argument("--lora-dropout", type=float, default=0.05)
+    tr.add_argument("--epochs", type=finite_float(), default=5.0)
+    tr.add_argument("--lora-r", type=positive_int, default=8)
+    tr.add_argument("--lora-alpha", type=positive_int, default=16)
+    tr.add_argument("--lora-dropout", type=finite_float(0.0, inclusive=True), default=0.05)
     tr.add_argument("--target-modules", default="q_proj,v_proj", help="comma-separated module names")
-    tr.add_argument("--lr", type=float, default=1e-4)
-    tr.add_argument("--max-length", type=int, default=1024, help="longest example in tokens (prompt cut on the left)")
-    tr.add_argument("--batch-size", type=int, default=4)
-    tr.add_argument("--grad-accum", type=int, default=1)
-    tr.add_argument("--warmup-ratio", type=float, default=0.03, help="share of steps to warm up (at least 1)")
+    tr.add_argument("--lr", type=finite_float(), default=1e-4)
+    tr.add_argument("--max-length", type=positive_int, default=1024, help="longest example in tokens (prompt cut on the left)")
+    tr.add_argument("--batch-size", type=positive_int, default=4)
+    tr.add_argument("--grad-accum", type=positive_int, default=1)
+    tr.add_argument("--warmup-ratio", type=finite_float(0.0, inclusive=True), default=0.03, help="share of steps to warm up (at least 1)")
     tr.add_argument("--gradient-checkpointing", action="store_true")
-    tr.add_argument("--save-steps", type=int, default=50, help="checkpoint every N steps (for --resume)")
+    tr.add_argument("--save-steps", type=positive_int, default=50, help="checkpoint every N steps (for --resume)")
     tr.add_argument("--max-steps", type=int, default=-1, help="stop after N optimizer steps (smoke runs)")
     tr.add_argument("--seed", type=int, default=0)
     tr.add_argument("--precision", choices=("auto", "bf16", "fp32"), default="auto",
@@ -352,7 +366,8 @@ def add_training_parsers(sub: argparse._SubParsersAction) -> None:
                     help="draw batches at random instead of grouping examples of similar length (more padding)")
     tr.add_argument("--deepspeed", default=None, help="DeepSpeed JSON config (see training/deepspeed/)")
     tr.add_argument("--resume", action="store_true", help="continue an interrupted run from its last checkpoint")
-    tr.add_argument("--overwrite", action="store_true", help="discard an existing adapter or run in --out")
+    tr.add_argument("--overwrite", action="store_true", help="discard a previous adapter or unfinished run in --out: only its "
+                    "own files (adapter, tokenizer, log, checkpoints) are removed, never other files there")
     tr.add_argument("--no-progress", action="store_true", help="no progress bar")
     tr.add_argument("--local_rank", "--local-rank", type=int, default=-1, help=argparse.SUPPRESS)  # deepspeed launcher
     tr.set_defaults(func=cmd_train)
@@ -371,15 +386,15 @@ def add_training_parsers(sub: argparse._SubParsersAction) -> None:
     pl.add_argument("--tool-selection", choices=("default", "model"), default="default",
                     help="tools used: the task's built-in set, or the Meta-Agent's choice (always recorded)")
     pl.add_argument("--ablate-reflect", action="store_true", help="also evaluate the group without its reflect agent")
-    pl.add_argument("--n-questions", type=int, default=None, help="override the preset's question count")
-    pl.add_argument("--epochs", type=float, default=None, help="override the preset's epochs")
-    pl.add_argument("--eval-limit", type=int, default=None, help="override the preset's number of eval questions")
-    pl.add_argument("--concurrency", type=int, default=None, help="episodes run at once in synthesis and eval")
+    pl.add_argument("--n-questions", type=positive_int, default=None, help="override the preset's question count")
+    pl.add_argument("--epochs", type=finite_float(), default=None, help="override the preset's epochs")
+    pl.add_argument("--eval-limit", type=positive_int, default=None, help="override the preset's number of eval questions")
+    pl.add_argument("--concurrency", type=positive_int, default=None, help="episodes run at once in synthesis and eval")
     pl.add_argument("--scored-arguments", action="store_true", help="synthesis and eval choose entity arguments "
                     "and open answers among the episode's names and numbers by likelihood (for weak models)")
     pl.add_argument("--answer-at-limit", action="store_true", help="synthesis and eval episodes must Finish in "
                     "their last steps instead of halting without an answer")
-    pl.add_argument("--rounds", type=int, default=1, help="self-improvement rounds: round r>=2 synthesizes new "
+    pl.add_argument("--rounds", type=positive_int, default=1, help="self-improvement rounds: round r>=2 synthesizes new "
                     "questions with the latest round's trained group, or the Meta-Agent while no round has "
                     "kept a trajectory (default 1: the paper's method)")
     pl.add_argument("--continue-adapters", action="store_true", help="round r>=2 continues the latest trained "
@@ -388,13 +403,13 @@ def add_training_parsers(sub: argparse._SubParsersAction) -> None:
                     help="rounds may ask questions an earlier round asked (default: every round's are new)")
     pl.add_argument("--stop-on-regression", action="store_true",
                     help="end the rounds when a round scores below the previous one by more than the margin")
-    pl.add_argument("--regression-margin", type=float, default=1.0, help="points of the task metric")
+    pl.add_argument("--regression-margin", type=finite_float(0.0, inclusive=True), default=1.0, help="points of the task metric")
     pl.add_argument("--no-progress", action="store_true", help="no progress bars")
     pl.set_defaults(func=cmd_pipeline)
 
     ins = sub.add_parser("inspect", help="print kept trajectories and dataset stats")
     ins.add_argument("--trajectories", default=None, help="trajectories JSONL")
     ins.add_argument("--dataset", default=None, help="a differentiated dataset directory")
-    ins.add_argument("--n", type=int, default=3, help="how many trajectories to show")
-    ins.add_argument("--min-reward", type=float, default=1.0, help="what counts as a kept trajectory")
+    ins.add_argument("--n", type=positive_int, default=3, help="how many trajectories to show")
+    ins.add_argument("--min-reward", type=finite_float(0.0, inclusive=True), default=1.0, help="what counts as a kept trajectory")
     ins.set_defaults(func=cmd_inspect)

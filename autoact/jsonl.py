@@ -1,4 +1,4 @@
-"""JSON Lines files: reading with FILE:LINE errors, and append-only files that survive a kill."""
+"""JSON and JSON Lines files: reading with FILE:LINE errors, and append-only files that survive a kill."""
 
 from __future__ import annotations
 
@@ -9,18 +9,42 @@ from typing import Any, Iterator
 from autoact.errors import DataError
 
 
+def _decode(path: Path, lineno: int, raw: bytes) -> str:
+    """One line as text; DataError naming FILE:LINE and the byte when it is not UTF-8."""
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError as e:
+        raise DataError(f"{path}:{lineno}: not UTF-8 text (byte 0x{raw[e.start]:02x} at column {e.start + 1}); "
+                        "save the file as UTF-8") from None
+
+
 def iter_jsonl(path: Path, what: str = "data file") -> Iterator[tuple[int, Any]]:
-    """`(line number, value)` for each non-blank line; DataError naming FILE:LINE on bad JSON."""
+    """`(line number, value)` for each non-blank line; DataError naming FILE:LINE on bad JSON or bytes."""
     if not path.is_file():
         raise DataError(f"{path}: no such {what}")
-    with path.open(encoding="utf-8") as f:
-        for lineno, line in enumerate(f, 1):
+    with path.open("rb") as f:
+        for lineno, raw in enumerate(f, 1):
+            line = _decode(path, lineno, raw)
             if not line.strip():
                 continue
             try:
                 yield lineno, json.loads(line)
             except json.JSONDecodeError as e:
                 raise DataError(f"{path}:{lineno}: not valid JSON ({e.msg} at column {e.colno})") from None
+
+
+def read_json(path: Path, what: str = "JSON file") -> Any:
+    """A whole JSON file; DataError naming FILE:LINE when it is missing, not UTF-8 or not valid JSON."""
+    try:
+        data = path.read_bytes()
+    except OSError as e:
+        raise DataError(f"{path}: cannot read the {what} ({e.strerror or e})") from None
+    text = "".join(_decode(path, n, raw) for n, raw in enumerate(data.splitlines(keepends=True), 1))
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as e:
+        raise DataError(f"{path}:{e.lineno}: not valid JSON ({e.msg} at column {e.colno}); the {what} may have "
+                        "been cut off: move it away to start over") from None
 
 
 def read_appendable(path: Path) -> list[tuple[int, Any]]:

@@ -34,6 +34,7 @@ from pathlib import Path
 from typing import Any, Callable, Iterator, Sequence
 
 from autoact.errors import AutoactError, ConfigError
+from autoact.locking import OutputLock
 from autoact.versions import package_versions
 from training.differentiate import ROLES
 
@@ -181,7 +182,8 @@ class RunRecord:
         try:
             yield counts
         except BaseException as err:
-            entry.update(status="failed", error=f"{type(err).__name__}: {err}",
+            status = "interrupted" if isinstance(err, KeyboardInterrupt) else "failed"
+            entry.update(status=status, error=f"{type(err).__name__}: {err}",
                          seconds=round(time.perf_counter() - start, 1), counts=counts)
             self.save()
             raise
@@ -215,7 +217,17 @@ class StageError(AutoactError):
 
 
 def run_pipeline(config: PipelineConfig, on_stage: Callable[[str], None] | None = None) -> dict[str, Any]:
-    """Run (or continue) the pipeline in `config.workdir`; returns the run record's data."""
+    """Run (or continue) the pipeline in `config.workdir`; returns the run record's data.
+
+    One invocation at a time holds the workdir; a second is refused while it runs.
+    """
+    workdir = Path(config.workdir)
+    workdir.mkdir(parents=True, exist_ok=True)
+    with OutputLock(workdir, "pipeline run"):
+        return _run_pipeline(config, on_stage)
+
+
+def _run_pipeline(config: PipelineConfig, on_stage: Callable[[str], None] | None) -> dict[str, Any]:
     from agents.base import AgentSettings
     from agents.llm import EndpointConfig, EndpointModel
     from autoact.assembly import RoleModels, build_group, build_task_toolbox
@@ -314,8 +326,8 @@ def run_pipeline(config: PipelineConfig, on_stage: Callable[[str], None] | None 
                     out = workdir / "eval" / name
                     summary = evaluate(group, task, eval_rows, EvalOptions(out, preset.eval_limit, preset.concurrency,
                                                                           config.progress, label=f"eval {name}"))
-                    counts.update(n=summary["n"], **{k: round(summary[k], 4) for k in task.metrics},
-                                  halted=summary["halted"], errors=summary["errors"])
+                    scores = {k: None if summary[k] is None else round(summary[k], 4) for k in task.metrics}
+                    counts.update(n=summary["n"], **scores, halted=summary["halted"], errors=summary["errors"])
                     record.data["evaluations"][EVAL_LABELS[name]] = f"eval/{name}"
         finally:
             group_stack.stop()

@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from autoact.errors import AutoactError, DataError
+from autoact.jsonl import read_json
 from tasks import get_task
 from tasks.base import Task
 
@@ -114,7 +115,7 @@ def load_run(directory: Path | str) -> Run:
         data = collected
         path = directory
     else:
-        data = _read_json(path)
+        data = read_json(path)
     if not isinstance(data, dict):
         raise DataError(f"{path}: expected a JSON object, found {type(data).__name__}")
     if not isinstance(data.get("task"), str):
@@ -137,7 +138,7 @@ def load_run(directory: Path | str) -> Run:
         summary_path = eval_dir / "summary.json"
         summary = None
         if summary_path.is_file():
-            summary = _read_json(summary_path)
+            summary = read_json(summary_path)
             if not isinstance(summary, dict) or "n" not in summary:
                 raise DataError(f"{summary_path}: not an evaluation summary (expected an object with 'n')")
         run.evaluations.append(Evaluation(str(label), eval_dir, summary))
@@ -167,7 +168,7 @@ def _collect_evaluations(directory: Path) -> dict[str, Any] | None:
         return None
     tasks = {}
     for name, d in found.items():
-        summary = _read_json(d / "summary.json")
+        summary = read_json(d / "summary.json")
         if not isinstance(summary, dict) or not isinstance(summary.get("task"), str):
             raise DataError(f"{d / 'summary.json'}: not an evaluation summary (no 'task')")
         tasks[name] = summary["task"]
@@ -187,15 +188,6 @@ def load_runs(directories: Sequence[Path | str]) -> list[Run]:
     for run in runs:
         run.title = run.name if names.count(run.name) == 1 else f"{run.name} ({run.directory})"
     return runs
-
-
-def _read_json(path: Path) -> Any:
-    try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except json.JSONDecodeError as err:
-        raise DataError(f"{path}:{err.lineno}: not valid JSON ({err.msg})") from err
-    except (OSError, UnicodeDecodeError) as err:
-        raise DataError(f"{path}: cannot be read ({err})") from err
 
 
 # --------------------------------------------------------------------------- formatting helpers
@@ -369,8 +361,9 @@ def _results_section(runs: Sequence[Run]) -> list[str]:
     lines = ["## Results", "",
              ("Scores in percent (one decimal) from each evaluation's `summary.json`. For HotpotQA: F1 and "
               "exact match (EM) per difficulty level and overall; for ScienceQA: accuracy (Acc) per grade band "
-              "and overall. *n* is the number of questions scored, *halted* the episodes stopped by a "
-              "step or context limit, *errors* the questions that failed."), ""]
+              "and overall, over the questions answered. *n* is the number of questions, *halted* the episodes "
+              "stopped by a step or context limit, *errors* the questions whose run failed (an endpoint "
+              "error, say): they are not scored as wrong answers, and a rerun retries them."), ""]
     several = len(runs) > 1
     for task_name in dict.fromkeys(r.task.name for r in runs):
         task_runs = [r for r in runs if r.task.name == task_name]
@@ -390,7 +383,22 @@ def _results_section(runs: Sequence[Run]) -> list[str]:
         header = ["evaluation", *results_header(task, groups)]
         lines += _table(header, rows, right=tuple(range(1, len(header))))
         lines.append("")
+        lines += _error_notes(task, [(f"{r.title} / {e.label}" if several else e.label, e)
+                                     for r in task_runs for e in r.evaluations])
     return lines
+
+
+def _error_notes(task: Task, evaluations: Sequence[tuple[str, Evaluation]]) -> list[str]:
+    """A line per evaluation with errored rows: the scores above leave them out; here they count as wrong."""
+    notes = []
+    for label, ev in evaluations:
+        summary = ev.summary or {}
+        if summary.get("errors") and isinstance(summary.get("all_rows"), dict):
+            scores = ", ".join(f"{metric_title(m)} {percent(summary['all_rows'].get(m))}" for m in metric_order(task))
+            notes.append(f"- {label}: {summary['errors']} of {summary.get('n')} questions ended in an error and "
+                         f"are not scored above; over all {summary.get('n')} questions, errors counted as wrong: "
+                         f"{scores}. Rerunning the evaluation retries them.")
+    return [*notes, ""] if notes else []
 
 
 BEHAVIOUR_COLUMNS = (("valid_action_rate", "valid actions"), ("finish_rate", "finished"),
@@ -616,6 +624,7 @@ def terminal_summary(run_dirs: Sequence[Path | str]) -> list[Any]:
     """Rich renderables for the terminal: overall scores per evaluation, then each run's stage state."""
     from rich.markup import escape
     from rich.table import Table
+    from rich.text import Text
 
     runs = load_runs(run_dirs)
     table = Table(title="evaluations (percent)")
@@ -636,5 +645,5 @@ def terminal_summary(run_dirs: Sequence[Path | str]) -> list[Any]:
         line = escape(f"{run.title}: {statuses.count('done')}/{len(statuses)} stages done")
         if failed:
             line += f", [red]{escape('failed: ' + ', '.join(failed))}[/] ({escape(RESUME_HINT)})"
-        out.append(line)
+        out.append(Text.from_markup(line))
     return out

@@ -1,8 +1,9 @@
 """The evaluation loop: answer every question of a data file, score, write rows as they finish.
 
-Resumable: rows already in `results.jsonl` are skipped, so a killed run loses
-at most the questions in flight. Episodes may run concurrently; each row is
-written whole under a lock.
+Resumable: rows already answered in `results.jsonl` are skipped and rows that
+ended in an error are tried again, so a killed run loses at most the questions
+in flight. Episodes may run concurrently; each row is written whole under a
+lock, and one run at a time holds the file.
 """
 
 from __future__ import annotations
@@ -10,7 +11,7 @@ from __future__ import annotations
 import json
 import time
 import traceback
-from concurrent.futures import ThreadPoolExecutor, as_completed
+from concurrent.futures import Future, as_completed
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Sequence
@@ -18,7 +19,8 @@ from typing import Any, Callable, Sequence
 from tqdm import tqdm
 
 from agents.llm import TOKEN_USAGE
-from autoact.errors import AutoactError
+from autoact import interrupt
+from autoact.errors import AutoactError, ConfigError
 from evaluation.diagnostics import episode_diagnostics, summarize_diagnostics
 from evaluation.results import ResultsFile
 from evaluation.trace import Tracer, trace_event
@@ -80,31 +82,58 @@ def run_episode(group: AgentGroup, task: Task, row: dict[str, Any],
 def evaluate(group: AgentGroup, task: Task, rows: Sequence[dict[str, Any]], options: EvalOptions,
              tracer: Tracer | None = None,
              on_row: Callable[[dict[str, Any]], None] | None = None) -> dict[str, Any]:
-    """Evaluate `rows` (the first `limit`), appending to `out_dir/results.jsonl`; returns the summary."""
-    results = ResultsFile(options.out_dir / options.results_file)
+    """Evaluate `rows` (the first `limit`), appending to `out_dir/results.jsonl`; returns the summary.
+
+    Rows answered before are skipped; rows that ended in an error are tried again. The first
+    Ctrl-C stops admitting rows, keeps every finished one, and raises Interrupted saying how to
+    resume; a second run on the same results file meanwhile is refused.
+    """
+    if options.limit is not None and options.limit < 1:
+        raise ConfigError(f"limit must be at least 1 (or None for every row), got {options.limit}")
+    if options.concurrency < 1:
+        raise ConfigError(f"concurrency must be at least 1, got {options.concurrency}")
+    interrupt.reset()
     wanted = list(rows[: options.limit] if options.limit else rows)
-    todo = results.pending(wanted)
-    bar = tqdm(total=len(wanted), initial=len(wanted) - len(todo), desc=f"{options.label} {task.name}",
-               unit="q", disable=not options.progress, dynamic_ncols=True)
+    with ResultsFile(options.out_dir / options.results_file) as results:
+        todo = results.pending(wanted)
+        bar = tqdm(total=len(wanted), initial=len(wanted) - len(todo), desc=f"{options.label} {task.name}",
+                   unit="q", disable=not options.progress, dynamic_ncols=True)
 
-    def record(result: dict[str, Any]) -> None:
-        results.append(result)
-        bar.update(1)
-        if on_row:
-            on_row(result)
+        def record(result: dict[str, Any]) -> None:
+            results.append(result)
+            bar.update(1)
+            if on_row:
+                on_row(result)
 
-    try:
-        if options.concurrency <= 1:
-            for row in todo:
-                record(run_episode(group, task, row, tracer))
-        else:
-            with ThreadPoolExecutor(options.concurrency) as pool:
-                futures = [pool.submit(run_episode, group, task, row, tracer, row["id"]) for row in todo]
-                for future in as_completed(futures):
+        futures: list[Future] = []
+        try:
+            if options.concurrency <= 1:
+                for row in todo:
+                    interrupt.check()
+                    record(run_episode(group, task, row, tracer))
+            else:
+                with interrupt.WorkerPool(options.concurrency, "eval") as pool:
+                    futures = [pool.submit(run_episode, group, task, row, tracer, row["id"]) for row in todo]
+                    for future in as_completed(futures):
+                        record(future.result())
+        except KeyboardInterrupt:
+            interrupt.stop()
+            for future in interrupt.finish_in_flight(futures):
+                if future.exception() is None:
                     record(future.result())
-    finally:
-        bar.close()
-    wanted_ids = {r["id"] for r in wanted}
+            kept = len(results.done & {str(r["id"]) for r in wanted})
+            raise interrupt.Interrupted(
+                f"interrupted: {kept} of {len(wanted)} rows are answered in {results.path} (rows in flight were "
+                "abandoned); run the same command again to resume") from None
+        finally:
+            bar.close()
+        return summarize_results(task, results, wanted, options)
+
+
+def summarize_results(task: Task, results: ResultsFile, wanted: Sequence[dict[str, Any]],
+                      options: EvalOptions) -> dict[str, Any]:
+    """The summary of the rows of `wanted` in `results` (one per id), written to the summary file."""
+    wanted_ids = {str(r["id"]) for r in wanted}
     done = [r for r in results.rows if str(r["id"]) in wanted_ids]
     summary = task.summarize(done)
     by_group: dict[str, list[dict[str, Any]]] = {}

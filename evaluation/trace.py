@@ -10,6 +10,7 @@ from typing import Any, TextIO
 
 from rich.console import Console
 from rich.markup import escape
+from rich.text import Text
 
 
 def trace_event(node: str, update: dict[str, Any], step: int) -> dict[str, Any] | None:
@@ -62,7 +63,7 @@ class Tracer:
                 self._file.write(json.dumps(record, ensure_ascii=False) + "\n")
                 self._file.flush()
             if self.console is not None:
-                self.console.print(format_event(event, episode), highlight=False)
+                self.console.print(Text.from_markup(format_event(event, episode)), highlight=False)
 
     def close(self) -> None:
         if self._file is not None:

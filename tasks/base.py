@@ -59,11 +59,19 @@ class Task(ABC):
     reward_metric: str
 
     def summarize(self, rows: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
-        """Overall and per-group means of the metrics over result rows."""
+        """Overall and per-group means of the metrics over result rows (one per question).
+
+        A row that ended in an error was not answered: it is counted in `errors`, not scored
+        as a wrong answer. Each metric is the mean over the `answered` rows (None when there
+        are none); `all_rows` holds the same metrics over all `n` rows with errors counted as
+        wrong (a lower bound).
+        """
         def means(items: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
-            out: dict[str, Any] = {"n": len(items)}
+            answered = [r for r in items if not r.get("error")]
+            out: dict[str, Any] = {"n": len(items), "answered": len(answered), "errors": len(items) - len(answered)}
             for m in self.metrics:
-                out[m] = round(100 * sum(float(r.get(m) or 0) for r in items) / len(items), 2) if items else 0.0
+                out[m] = _percent(answered, m)
+            out["all_rows"] = {m: _percent(items, m) for m in self.metrics}
             return out
 
         groups: dict[str, list[Mapping[str, Any]]] = {}
@@ -71,9 +79,23 @@ class Task(ABC):
             groups.setdefault(str(r.get("group", "all")), []).append(r)
         summary = {"task": self.name, **means(rows)}
         summary["groups"] = {g: means(items) for g, items in sorted(groups.items())}
-        summary["errors"] = sum(1 for r in rows if r.get("error"))
         summary["halted"] = sum(1 for r in rows if r.get("halted"))
         return summary
+
+
+def _percent(rows: Sequence[Mapping[str, Any]], metric: str) -> float | None:
+    """The mean of `metric` over `rows` in percent (an errored row scores 0); None for no rows."""
+    if not rows:
+        return None
+    return round(100 * sum(0.0 if r.get("error") else float(r.get(metric) or 0) for r in rows) / len(rows), 2)
+
+
+def optional_fields(row: Mapping[str, Any], kinds: Mapping[str, type | tuple[type, ...]]) -> str | None:
+    """What is wrong with the optional fields of a row (absent or null is fine), or None."""
+    for key, kind in kinds.items():
+        if row.get(key) is not None and not isinstance(row[key], kind):
+            return f"field {key!r} should be {_kind_name(kind)}, got {type(row[key]).__name__}"
+    return None
 
 
 def _kind_name(kind: type | tuple[type, ...]) -> str:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any, Mapping
 
 from evaluation.metrics import exact_match, f1_score
-from tasks.base import Task
+from tasks.base import Task, optional_fields
 
 
 class HotpotQA(Task):
@@ -24,7 +24,11 @@ class HotpotQA(Task):
             if not (isinstance(item, list) and len(item) == 2 and isinstance(item[0], str)
                     and isinstance(item[1], list) and all(isinstance(s, str) for s in item[1])):
                 return f"context[{i}] should be [title, [sentence, ...]]"
-        return None
+        facts = row.get("supporting_facts")
+        if facts is not None and not (isinstance(facts, list) and all(
+                isinstance(f, list) and len(f) == 2 and isinstance(f[0], str) and isinstance(f[1], int) for f in facts)):
+            return "field 'supporting_facts' should be a list of [title, sentence number]"
+        return optional_fields(row, {"level": str, "type": str})
 
     def gold(self, row: Mapping[str, Any]) -> str:
         return str(row["answer"])

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any, Mapping
 
 from evaluation.metrics import choose_option, letter_index
-from tasks.base import Task
+from tasks.base import Task, optional_fields
 
 GRADE_BANDS = ((1, 4), (5, 8), (9, 12))
 
@@ -25,7 +25,7 @@ class ScienceQA(Task):
         answer = row["answer"].strip()
         if len(answer) != 1 or not 0 <= letter_index(answer) < len(choices):
             return f"field 'answer' should be an option letter A-{chr(64 + len(choices))}, got {row['answer']!r}"
-        return None
+        return optional_fields(row, {"caption": str, "ocr": (str, list), "metadata": dict})
 
     def gold(self, row: Mapping[str, Any]) -> str:
         idx = letter_index(row["answer"].strip())

@@ -55,7 +55,8 @@ HOTPOT_RESULTS = {
         {"id": "q2", "group": "easy", "em": 0.0, "f1": 0.5, "halted": True, "error": None},
         {"id": "q3", "group": "hard", "em": 0.0, "f1": 0.25, "halted": False, "error": None},
     ],
-    # easy: EM 100.0, F1 100.0; medium: EM 0.0, F1 66.7; overall: EM 50.0, F1 (1+2/3)/2 = 83.3
+    # q2 ended in an error: not scored. easy: EM 100.0, F1 100.0; medium: nothing answered;
+    # overall (answered): EM 100.0, F1 100.0; over all rows, the error counted as wrong: EM 50.0, F1 50.0
     "eval/autoact": [
         {"id": "q1", "group": "easy", "em": 1.0, "f1": 1.0, "halted": False, "error": None},
         {"id": "q2", "group": "medium", "em": 0.0, "f1": 2 / 3, "halted": False, "error": "boom"},
@@ -93,7 +94,9 @@ def test_hotpotqa_results_stages_and_missing_evaluation(hotpot_run):
     assert table_row(text, "Meta-Agent zero-shot") == [
         "75.0", "50.0", "—", "—", "25.0", "0.0", "58.3", "33.3", "3", "1", "0"]
     assert table_row(text, "AutoAct") == [
-        "100.0", "100.0", "66.7", "0.0", "—", "—", "83.3", "50.0", "2", "0", "1"]
+        "100.0", "100.0", "—", "—", "—", "—", "100.0", "100.0", "2", "0", "1"]
+    assert ("- AutoAct: 1 of 2 questions ended in an error and are not scored above; over all 2 questions, "
+            "errors counted as wrong: F1 50.0, EM 50.0.") in text
     assert table_row(text, "AutoAct w/o reflect")[0] == "not run"
 
     # run facts and settings
@@ -143,7 +146,7 @@ def test_two_runs_side_by_side(tmp_path):
     report = write_report([a, b], out)
     assert report == out
     text = out.read_text()
-    assert table_row(text, "A / AutoAct")[-5:-3] == ["83.3", "50.0"]
+    assert table_row(text, "A / AutoAct")[-5:-3] == ["100.0", "100.0"]  # its errored row is not scored
     assert table_row(text, "A / AutoAct w/o reflect")[0] == "not run"
     assert table_row(text, "B / AutoAct")[:2] == ["40.0", "0.0"]
     assert table_row(text, "B / AutoAct")[-5:-3] == ["40.0", "0.0"]

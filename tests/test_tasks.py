@@ -58,7 +58,8 @@ def test_summary_per_group():
             {"id": 3, "em": 0.0, "f1": 0.0, "group": "hard", "halted": True}]
     s = task.summarize(rows)
     assert s["n"] == 3 and s["em"] == pytest.approx(33.33) and s["f1"] == pytest.approx(50.0)
-    assert s["groups"]["easy"] == {"n": 2, "em": 50.0, "f1": 75.0} and s["halted"] == 1
+    assert s["groups"]["easy"] == {"n": 2, "answered": 2, "errors": 0, "em": 50.0, "f1": 75.0,
+                                   "all_rows": {"em": 50.0, "f1": 75.0}} and s["halted"] == 1
 
 
 @pytest.mark.skipif(not DATA.exists(), reason="shared data not present")

@@ -8,25 +8,69 @@ from pathlib import Path
 from typing import Any, Callable, Sequence
 
 from autoact.errors import DataError
-from autoact.jsonl import iter_jsonl
+from autoact.jsonl import iter_jsonl, read_json
+from evaluation.results import keep_latest
 from training.differentiate import ROLES, Differentiated
 
 
 def read_trajectories(path: Path) -> list[dict[str, Any]]:
-    """Rows of a trajectories file; a malformed line fails with FILE:LINE."""
-    rows = []
+    """One row per question of a trajectories file (its answered row, else its latest attempt).
+
+    A malformed line fails with FILE:LINE and the field at fault.
+    """
+    rows: dict[str, dict[str, Any]] = {}
     for lineno, row in iter_jsonl(path, "trajectories file"):
-        missing = [k for k in ("id", "question", "transcript") if k not in row]
-        if missing:
-            raise DataError(f"{path}:{lineno}: a trajectory row needs {', '.join(missing)}")
-        rows.append(row)
-    return rows
+        if problem := trajectory_problem(row):
+            raise DataError(f"{path}:{lineno}: {problem}")
+        keep_latest(rows, row)
+    return list(rows.values())
+
+
+_STEP_TEXT = ("node", "thought", "action", "argument", "observation")
+
+
+def trajectory_problem(row: Any) -> str | None:
+    """What is wrong with a trajectory row (as `synthesize` writes them), or None."""
+    if not isinstance(row, dict):
+        return f"a trajectory row should be a JSON object, got {type(row).__name__}"
+    missing = [k for k in ("id", "question", "transcript") if k not in row]
+    if missing:
+        return f"a trajectory row needs {', '.join(missing)}"
+    if not isinstance(row["id"], (str, int)) or isinstance(row["id"], bool):
+        return f"field 'id' should be a string or an integer, got {type(row['id']).__name__}"
+    if not isinstance(row["question"], str):
+        return f"field 'question' should be a string, got {type(row['question']).__name__}"
+    if not isinstance(row["transcript"], list):
+        return f"field 'transcript' should be a list of steps, got {type(row['transcript']).__name__}"
+    for i, step in enumerate(row["transcript"], 1):
+        if not isinstance(step, dict):
+            return f"transcript step {i} should be an object, got {type(step).__name__}"
+        for key in _STEP_TEXT:
+            if step.get(key) is not None and not isinstance(step[key], str):
+                return f"transcript step {i}: field {key!r} should be a string, got {type(step[key]).__name__}"
+    reward = row.get("reward")
+    if reward is not None and (isinstance(reward, bool) or not isinstance(reward, (int, float))):
+        return f"field 'reward' should be a number, got {reward!r}"
+    for key, kind in (("halted", bool), ("error", str)):
+        if row.get(key) is not None and not isinstance(row[key], kind):
+            return f"field {key!r} should be {'true or false' if kind is bool else 'a string'}, got {row[key]!r}"
+    return None
 
 
 def length_stats(lengths: Sequence[int]) -> dict[str, float]:
     if not lengths:
         return {"min": 0, "mean": 0, "max": 0}
     return {"min": min(lengths), "mean": round(statistics.fmean(lengths), 1), "max": max(lengths)}
+
+
+def read_dataset_stats(directory: Path) -> dict[str, Any]:
+    """`stats.json` of a differentiated dataset; DataError naming the file when it is missing or malformed."""
+    path = directory / "stats.json"
+    stats = read_json(path, "dataset stats")
+    if not isinstance(stats, dict) or not isinstance(stats.get("roles"), dict) or not all(
+            isinstance(v, dict) for v in stats["roles"].values()):
+        raise DataError(f"{path}: not the stats of a differentiated dataset (expected an object with 'roles')")
+    return stats
 
 
 def write_dataset(out_dir: Path, data: Differentiated, total: int, source: dict[str, Any],

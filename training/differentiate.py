@@ -21,6 +21,7 @@ from prompts.builder import PromptBuilder
 from tools.base import ToolSpec
 
 ROLES = ("plan", "tool", "reflect")
+_TEXT_FIELDS = ("thought", "action", "argument", "observation")
 
 
 @dataclass
@@ -36,25 +37,25 @@ def trajectory_pairs(question: str, steps: Sequence[Mapping[str, Any]], tools: S
     out: dict[str, list[dict[str, Any]]] = {r: [] for r in ROLES}
     specs = prompt_tools(tools)
     builders = {role: PromptBuilder(role, specs) for role in ROLES}
+    steps = [{**s, **{k: s.get(k) or "" for k in _TEXT_FIELDS}} for s in steps]  # absent or null: empty
     for i, step in enumerate(steps):
-        before, thought, action = list(steps[:i]), step.get("thought", ""), step.get("action", "")
+        before, thought, action, argument = list(steps[:i]), step["thought"], step["action"], step["argument"]
         meta = {"source": source, "step": i + 1}
-        if step.get("node") == "reflect":
-            b = builders["reflect"]
-            out["reflect"].append({"prompt": b.thought(question, before), "completion": f" {thought}\n",
-                                   "kind": "thought", **meta})
-            out["reflect"].append({"prompt": b.action(question, before, thought) + f" {REFLECT}[",
-                                   "completion": f"{step.get('argument', '')}]", "kind": "verdict", **meta})
-            continue
-        if not action or action == REFLECT or step.get("observation", "").startswith("Invalid action"):
+        role = "reflect" if step.get("node") == "reflect" else "plan"
+        if role == "plan" and (not action or action == REFLECT or step["observation"].startswith("Invalid action")):
             continue  # unusable steps teach nothing
-        b = builders["plan"]
-        out["plan"].append({"prompt": b.thought(question, before), "completion": f" {thought}\n",
-                            "kind": "thought", **meta})
+        b = builders[role]
+        if thought.strip():  # an empty thought is nothing to learn
+            out[role].append({"prompt": b.thought(question, before), "completion": f" {thought}\n",
+                              "kind": "thought", **meta})
+        if role == "reflect":
+            out["reflect"].append({"prompt": b.action(question, before, thought) + f" {REFLECT}[",
+                                   "completion": f"{argument}]", "kind": "verdict", **meta})
+            continue
         out["plan"].append({"prompt": b.action(question, before, thought), "completion": f" {action}",
                             "kind": "action", **meta})
         out["tool"].append({"prompt": builders["tool"].argument(question, before, thought, action),
-                            "completion": f"{step.get('argument', '')}]", "kind": "argument", **meta})
+                            "completion": f"{argument}]", "kind": "argument", **meta})
     return out
 
 

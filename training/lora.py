@@ -60,6 +60,10 @@ __all__ = ["DEEPSPEED_CONFIGS", "PRECISIONS", "TrainConfig", "TrainReport", "cpu
 DEEPSPEED_CONFIGS = Path(__file__).with_name("deepspeed")
 TRAIN_LOG = "train_log.jsonl"
 TRAINING_ARGS = "training_args.json"
+#: what an adapter directory holds once trained (besides `checkpoints/` while training)
+ADAPTER_FILES = ("adapter_config.json", "adapter_model.safetensors", "adapter_model.bin", TRAINING_ARGS, TRAIN_LOG,
+                 "tokenizer.json", "tokenizer_config.json", "special_tokens_map.json", "vocab.json", "merges.txt",
+                 "added_tokens.json", "chat_template.jinja", "tokenizer.model")
 PRECISIONS = ("auto", "bf16", "fp32")
 
 
@@ -89,8 +93,8 @@ class TrainConfig:
         for name in ("lora_r", "lora_alpha", "max_length", "batch_size", "grad_accum", "save_steps"):
             if getattr(self, name) < 1:
                 raise ConfigError(f"train: {name} must be at least 1, got {getattr(self, name)}")
-        if self.epochs <= 0 or self.lr <= 0:
-            raise ConfigError("train: epochs and lr must be positive")
+        if not (math.isfinite(self.epochs) and math.isfinite(self.lr)) or self.epochs <= 0 or self.lr <= 0:
+            raise ConfigError(f"train: epochs and lr must be positive finite numbers, got {self.epochs} and {self.lr}")
         if not 0 <= self.lora_dropout < 1 or not 0 <= self.warmup_ratio < 1:
             raise ConfigError("train: lora_dropout and warmup_ratio must lie in [0, 1)")
         if not self.target_modules:
@@ -325,7 +329,7 @@ def train_adapter(data: Path | Sequence[Path], out_dir: Path, base_path: Path, c
     checkpoints = out_dir / "checkpoints"
     done = (out_dir / TRAINING_ARGS).is_file() and (out_dir / "adapter_config.json").is_file()
     if overwrite and out_dir.exists():
-        shutil.rmtree(out_dir)
+        remove_adapter_files(out_dir, keep=paths)
     elif done:
         saved = json.loads((out_dir / TRAINING_ARGS).read_text(encoding="utf-8"))
         return TrainReport(str(out_dir), pairs=saved.get("pairs", 0), steps=saved.get("steps", 0),
@@ -338,6 +342,7 @@ def train_adapter(data: Path | Sequence[Path], out_dir: Path, base_path: Path, c
 
     pairs = [pair for path in paths for pair in load_pairs(path)]
     out_dir.mkdir(parents=True, exist_ok=True)
+    present_before = {p.name for p in out_dir.iterdir()}
 
     import datasets
     import torch
@@ -441,6 +446,42 @@ def train_adapter(data: Path | Sequence[Path], out_dir: Path, base_path: Path, c
         "precision": report.precision, "threads": threads, "padding_share": report.padding_share,
         "attention": attention,
         "settings": settings, "versions": _versions(), "data_stats": _data_stats(paths),
+        "files": sorted({p.name for p in out_dir.iterdir() if p.name not in present_before or p.name in ADAPTER_FILES}
+                        - {"checkpoints"} | {TRAINING_ARGS}),
     }, indent=2) + "\n", encoding="utf-8")
     shutil.rmtree(checkpoints, ignore_errors=True)
     return report
+
+
+def remove_adapter_files(out_dir: Path, keep: Sequence[Path] = ()) -> list[str]:
+    """Delete a previous adapter's own files in `out_dir` (for `--overwrite`); returns their names.
+
+    Only what training wrote goes: the names its `training_args.json` lists (or, for an
+    adapter without that list, the files an adapter and its tokenizer are saved as), the
+    log and the checkpoints. Anything else in the directory stays, and so do the `keep`
+    paths (the training data) wherever they are.
+    """
+    listed: list[str] = []
+    args = out_dir / TRAINING_ARGS
+    if args.is_file():
+        try:
+            listed = [str(n) for n in json.loads(args.read_text(encoding="utf-8")).get("files") or []]
+        except (ValueError, AttributeError, UnicodeDecodeError):
+            listed = []
+    names = {Path(n).name for n in listed} | set(ADAPTER_FILES)
+    if (out_dir / "README.md").is_file() and "library_name: peft" in (out_dir / "README.md").read_text(
+            encoding="utf-8", errors="replace")[:2000]:
+        names.add("README.md")  # the model card peft writes beside an adapter
+    kept = {Path(p).resolve() for p in keep}
+    removed = []
+    for name in sorted(names):
+        path = out_dir / name
+        if path.resolve() in kept or not path.is_file() or path.is_symlink():
+            continue
+        path.unlink()
+        removed.append(name)
+    checkpoints = out_dir / "checkpoints"
+    if checkpoints.is_dir() and not any(k.is_relative_to(checkpoints.resolve()) for k in kept):
+        shutil.rmtree(checkpoints)
+        removed.append("checkpoints")
+    return removed

@@ -28,7 +28,7 @@ import logging
 import random
 import re
 from collections import Counter, deque
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import Future
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping, Sequence
@@ -36,7 +36,10 @@ from typing import Any, Mapping, Sequence
 from tqdm import tqdm
 
 from agents.llm import CompletionModel
+from autoact import interrupt
+from autoact.interrupt import WorkerPool
 from autoact.jsonl import iter_jsonl, read_appendable
+from autoact.locking import OutputLock
 from autoact.errors import AutoactError, ConfigError, DataError
 from evaluation.metrics import normalize_answer
 from tasks import get_task
@@ -223,11 +226,20 @@ def run_self_instruct(model: CompletionModel, task_name: str, seeds_path: str | 
     """
     config = config or SelfInstructConfig()
     task = get_task(task_name)
-    name = task.name
     grounded = _check(config, task, corpus_rows)
     seeds = read_seeds(seeds_path, task)
+    interrupt.reset()
     out = Path(out_path)
     out.parent.mkdir(parents=True, exist_ok=True)
+    with OutputLock(out, "examples file"):  # one writer: a second run on the same file is refused
+        return _generate_rows(model, task, seeds, out, config, grounded, corpus_rows, progress, avoid)
+
+
+def _generate_rows(model: CompletionModel, task: Task, seeds: list[dict[str, Any]], out: Path,
+                   config: SelfInstructConfig, grounded: bool, corpus_rows: Sequence[Mapping[str, Any]] | None,
+                   progress: bool, avoid: Sequence[str]) -> SelfInstructReport:
+    """The self-instruct loop over an output file this process holds."""
+    name = task.name
     generated = load_output(out, task)
     report = SelfInstructReport(task=name, out_path=str(out), total=len(generated))
 
@@ -283,7 +295,7 @@ def run_self_instruct(model: CompletionModel, task_name: str, seeds_path: str | 
                disable=not progress)
     # Up to `concurrency` rounds are in flight (the batched worker decodes them together); their
     # results are taken in the order the rounds were started, so dedup, ids and the file stay in order.
-    pool = ThreadPoolExecutor(max_workers=max(1, config.concurrency))
+    pool = WorkerPool(max(1, config.concurrency), "self-instruct")
     pending: deque[tuple[_Round, Future]] = deque()
     try:
         with bar, out.open("a", encoding="utf-8") as f:
@@ -335,10 +347,14 @@ def run_self_instruct(model: CompletionModel, task_name: str, seeds_path: str | 
                         f"{dict(report.rejected) or 'none'}). The model's last output was: "
                         f"{_shorten(text)!r}" + ("" if text.strip() else " (empty)")
                         + ". Try sampling at a higher temperature, a stronger model, or other seeds.", report)
+    except KeyboardInterrupt:  # rounds in flight are abandoned; every row written so far is whole and kept
+        interrupt.stop()
+        report.stopped_reason = "interrupted"
+        raise interrupt.Interrupted(
+            f"interrupted: {len(generated)} of {config.n} examples are in {out} ({report.accepted} new this run); "
+            "run the same command again to continue") from None
     finally:
-        for _, future in pending:
-            future.cancel()
-        pool.shutdown(wait=True)
+        pool.shutdown(cancel=True)
     report.stopped_reason = f"reached n={config.n}"
     return report
 

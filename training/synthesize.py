@@ -13,6 +13,8 @@ import time
 from pathlib import Path
 from typing import Any, Sequence
 
+from autoact.errors import DataError
+from autoact.jsonl import read_json
 from evaluation.runner import EvalOptions, evaluate
 from graph.group import AgentGroup
 from prompts.builder import prompts_version
@@ -34,7 +36,10 @@ def synthesize(group: AgentGroup, task: Task, questions: Sequence[dict[str, Any]
     }
     path = meta_path(out)
     if path.exists():  # a resumed run keeps its first record and notes the restart
-        meta = {**json.loads(path.read_text(encoding="utf-8")), "resumed": meta["started"]}
+        first = read_json(path, "synthesis record")
+        if not isinstance(first, dict):
+            raise DataError(f"{path}: expected a JSON object (the synthesis record), got {type(first).__name__}")
+        meta = {**first, "resumed": meta["started"]}
     path.write_text(json.dumps(meta, indent=2) + "\n", encoding="utf-8")
     options = EvalOptions(out.parent, concurrency=concurrency, progress=progress, results_file=out.name,
                           summary_file=out.stem + ".summary.json", label="synthesize")

@@ -38,6 +38,7 @@ class Selection:
     answer: str = ""  # what the model said (free mode) or a summary of the scores
     ignored: list[str] = field(default_factory=list)  # names it gave that are not in the pool
     scores: dict[str, float] = field(default_factory=dict)  # yes-minus-no margins (scored mode)
+    fallback: str = ""  # set when the model picked nothing and a fallback rule chose: what happened and which rule
 
 
 def _name_pattern(name: str) -> re.Pattern[str]:
@@ -70,6 +71,7 @@ def selection_prompt(task_description: str, pool: Sequence[ToolSpec]) -> str:
 
 
 NULL_TASK = "N/A"
+FALLBACK_TOP_K = 3  # tools taken by margin when the model picks none and no built-in set is given
 
 
 def yes_margins(model: CompletionModel, task_description: str, pool: Sequence[ToolSpec]) -> dict[str, float]:
@@ -84,8 +86,15 @@ def yes_margins(model: CompletionModel, task_description: str, pool: Sequence[To
 
 
 def select_tools(model: CompletionModel, task_description: str, pool: Sequence[ToolSpec],
-                 scored: bool = True, calibrate: bool = True, max_tokens: int = 80) -> Selection:
-    """Ask the model which tools of `pool` the task needs; SelectionError if it names none."""
+                 scored: bool = True, calibrate: bool = True, max_tokens: int = 80, strict: bool = True,
+                 fallback: Sequence[str] | None = None, top_k: int = FALLBACK_TOP_K) -> Selection:
+    """Ask the model which tools of `pool` the task needs.
+
+    When it picks none: with `strict`, SelectionError; otherwise a stated rule picks instead
+    (`Selection.fallback` says which, and a warning is logged): the `fallback` names (a
+    task's built-in set) when given, else, in scored mode, the `top_k` tools with the
+    highest margins. Free mode without `fallback` has nothing to rank, so it fails anyway.
+    """
     prompt = selection_prompt(task_description, pool)
     by_name = {spec.name: spec for spec in pool}
     if scored:
@@ -97,15 +106,36 @@ def select_tools(model: CompletionModel, task_description: str, pool: Sequence[T
         chosen = [name for name, m in margins.items() if m > 0]
         what = "calibrated yes-minus-no log-likelihood" if calibrate else "yes-minus-no log-likelihood"
         summary = ", ".join(f"{n}: {m:+.2f}" for n, m in margins.items())
-        if not chosen:
-            raise SelectionError(f"the model answered 'no' for every tool ({what}: {summary})")
-        return Selection([by_name[n] for n in chosen], f"{what}: {summary}", scores=margins)
+        selection = Selection([by_name[n] for n in chosen], f"{what}: {summary}", scores=margins)
+        if chosen:
+            return selection
+        problem = f"the model answered 'no' for every tool ({what}: {summary})"
+        ranked = sorted(margins, key=lambda n: -margins[n])[:top_k]
+        return _fall_back(selection, problem, strict, fallback, by_name,
+                          (ranked, f"the {len(ranked)} tools with the highest margins"))
     answer = model.generate(f"{prompt}\nList the names of the tools this task needs, one per line.\nNeeded tools:",
                             stop=["\n\n\n"], max_tokens=max_tokens)
     chosen, unknown = parse_selection(answer, list(by_name))
     for name in unknown:
         log.warning("tool %r named by the model is not in the pool; ignored", name)
-    if not chosen:
-        raise SelectionError(f"the model named no tool of the pool ({', '.join(by_name)}). "
-                             f"Its answer was: {answer.strip()!r}")
-    return Selection([by_name[n] for n in chosen], answer, ignored=unknown)
+    selection = Selection([by_name[n] for n in chosen], answer, ignored=unknown)
+    if chosen:
+        return selection
+    problem = f"the model named no tool of the pool ({', '.join(by_name)}). Its answer was: {answer.strip()!r}"
+    return _fall_back(selection, problem, strict, fallback, by_name, None)
+
+
+def _fall_back(selection: Selection, problem: str, strict: bool, fallback: Sequence[str] | None,
+               pool: dict[str, ToolSpec], ranked: tuple[list[str], str] | None) -> Selection:
+    """The selection when the model picked nothing: an error, or the stated fallback rule."""
+    names, rule = None, ""
+    if fallback is not None:
+        names, rule = [n for n in fallback if n in pool], "the task's built-in tool set"
+    elif ranked is not None:
+        names, rule = ranked
+    if strict or not names:
+        raise SelectionError(problem)
+    selection.chosen = [pool[n] for n in names]
+    selection.fallback = f"{problem}; used {rule} instead: {', '.join(names)}"
+    log.warning("%s", selection.fallback)
+    return selection

@@ -1,0 +1,127 @@
+"""Stopping promptly on the first Ctrl-C, keeping what is finished.
+
+Long jobs (evaluation, synthesis, self-instruct) run their work on daemon threads of a
+`WorkerPool`. When the main thread gets the KeyboardInterrupt, `stop()` sets one
+process-wide flag: nothing queued is started, and work in flight raises `Interrupted` at
+its next model request (`check`) or wait (`sleep`), so it is abandoned whole and redone by
+the next run. A request already on the wire is not waited for past a short grace
+period: daemon threads do not hold the process at exit.
+"""
+
+from __future__ import annotations
+
+import threading
+from concurrent.futures import Future, wait
+from contextvars import copy_context
+from typing import Any, Callable, Iterable, Sequence, TypeVar
+
+T = TypeVar("T")
+R = TypeVar("R")
+
+#: seconds the first Ctrl-C waits for work in flight to finish before leaving it
+GRACE_SECONDS = 5.0
+
+_STOP = threading.Event()
+
+
+class Interrupted(KeyboardInterrupt):
+    """Work stopped because the user interrupted it; the message says what was kept."""
+
+
+def stop() -> None:
+    """Ask every worker to stop at its next check."""
+    _STOP.set()
+
+
+def reset() -> None:
+    """A new job starts: forget an earlier interrupt."""
+    _STOP.clear()
+
+
+def stopping() -> bool:
+    return _STOP.is_set()
+
+
+def check() -> None:
+    """Raise Interrupted once a stop was asked for."""
+    if _STOP.is_set():
+        raise Interrupted("interrupted")
+
+
+def sleep(seconds: float) -> None:
+    """Wait, but raise Interrupted as soon as a stop is asked for."""
+    if seconds > 0 and _STOP.wait(seconds):
+        raise Interrupted("interrupted")
+
+
+class WorkerPool:
+    """A small thread pool whose threads are daemons (an abandoned request never holds the exit).
+
+    Each task runs in a copy of the submitter's context (context variables travel with it).
+    """
+
+    def __init__(self, workers: int, name: str = "autoact") -> None:
+        self._tasks: list[tuple[Future, Callable[[], Any]]] = []
+        self._ready = threading.Condition()
+        self._closed = False
+        self._threads = [threading.Thread(target=self._work, name=f"{name}-{i}", daemon=True)
+                         for i in range(max(1, workers))]
+        for thread in self._threads:
+            thread.start()
+
+    def submit(self, fn: Callable[..., T], *args: Any) -> "Future[T]":
+        future: Future[T] = Future()
+        context = copy_context()
+        with self._ready:
+            if self._closed:
+                raise RuntimeError("the pool is shut down")
+            self._tasks.append((future, lambda: context.run(fn, *args)))
+            self._ready.notify()
+        return future
+
+    def _work(self) -> None:
+        while True:
+            with self._ready:
+                while not self._tasks and not self._closed:
+                    self._ready.wait()
+                if not self._tasks:
+                    return
+                future, call = self._tasks.pop(0)
+            if not future.set_running_or_notify_cancel():
+                continue
+            try:
+                result = call()
+            except BaseException as err:  # noqa: BLE001 - handed to whoever waits on the future
+                future.set_exception(err)
+            else:
+                future.set_result(result)
+
+    def shutdown(self, cancel: bool = False) -> None:
+        """No more tasks; with `cancel`, the queued ones never start. Does not wait."""
+        with self._ready:
+            self._closed = True
+            if cancel:
+                for future, _ in self._tasks:
+                    future.cancel()
+                self._tasks.clear()
+            self._ready.notify_all()
+
+    def __enter__(self) -> "WorkerPool":
+        return self
+
+    def __exit__(self, kind: Any, value: Any, tb: Any) -> None:
+        self.shutdown(cancel=kind is not None)
+
+
+def finish_in_flight(futures: Iterable[Future], grace: float = GRACE_SECONDS) -> list[Future]:
+    """After a stop: wait up to `grace` seconds for running futures; the ones done by then."""
+    pending = [f for f in futures if not f.cancelled()]
+    done, _ = wait(pending, timeout=grace)
+    return [f for f in pending if f in done and not f.cancelled()]
+
+
+def map_threads(fn: Callable[[T], R], items: Sequence[T]) -> list[R]:
+    """`[fn(x) for x in items]`, one daemon thread each, at once (requests a server may batch)."""
+    with WorkerPool(len(items), "autoact-score") as pool:
+        futures = [pool.submit(fn, item) for item in items]
+        return [future.result() for future in futures]
