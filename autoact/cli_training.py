@@ -64,9 +64,9 @@ def cmd_self_instruct(args: argparse.Namespace) -> int:
     """The Meta-Agent writes new task examples from the seeds (optionally grounded in a corpus)."""
     from autoact.cli import console
     from tasks import get_task, read_rows
-    from training.self_instruct import SelfInstructConfig, run_self_instruct
+    from training.self_instruct import SelfInstructConfig, read_seeds, run_self_instruct
 
-    get_task(args.task)
+    read_seeds(args.seeds, get_task(args.task))  # bad input fails before the server is asked anything
     corpus = read_rows(args.corpus, get_task("hotpotqa")) if args.corpus else None
     config = SelfInstructConfig(task=args.task, n=args.n, per_round=args.per_round, seed=args.seed,
                                 max_empty_rounds=args.max_empty_rounds, grounded=corpus is not None,
@@ -189,9 +189,10 @@ def cmd_train(args: argparse.Namespace) -> int:
         table.add_column(col, justify="right")
     missing: list[str] = []
     for name, files, target in jobs:
-        empty = [f for f in files if not f.is_file() or not f.stat().st_size or not f.read_bytes().strip()]
+        empty = [f for f in files if not f.is_file() or not f.read_bytes().strip()]
         if args.roles is not None and len(empty) == len(files):
-            console.print(styled((f"skipping {name}:", "yellow"), f" no training pairs in {', '.join(map(str, empty))}"))
+            console.print(styled((f"skipping {name}:", "yellow"),
+                                 f" no training pairs in {', '.join(map(str, empty))}"))
             missing.append(name)
             continue
         files = [f for f in files if f not in empty] if args.roles is not None else files
@@ -279,6 +280,8 @@ def add_training_parsers(sub: argparse._SubParsersAction) -> None:
     from autoact.cli import add_group_options
     from training.tool_selection import FALLBACK_TOP_K
 
+    non_negative = finite_float(0.0, inclusive=True)
+
     sel = sub.add_parser("select-tools", help="let the Meta-Agent choose the tools a task needs")
     sel.add_argument("--task", required=True, help="a built-in task (hotpotqa, scienceqa) or a new task's name")
     sel.add_argument("--description", default=None, help="what the task asks (required for a new task)")
@@ -300,9 +303,10 @@ def add_training_parsers(sub: argparse._SubParsersAction) -> None:
     si.add_argument("--n", type=positive_int, default=200, help="how many examples the file should hold")
     si.add_argument("--per-round", type=positive_int, default=10, help="examples asked for per round")
     si.add_argument("--corpus", default=None, help="HotpotQA-format JSONL: ground each round in its paragraphs")
-    si.add_argument("--temperature", type=finite_float(0.0, inclusive=True), default=0.8, help="sampling temperature (variety)")
+    si.add_argument("--temperature", type=non_negative, default=0.8, help="sampling temperature (variety)")
     si.add_argument("--seed", type=int, default=0, help="random seed of example sampling")
-    si.add_argument("--max-empty-rounds", type=positive_int, default=5, help="stop after this many rounds in a row add nothing")
+    si.add_argument("--max-empty-rounds", type=positive_int, default=5,
+                    help="stop after this many rounds in a row add nothing")
     si.add_argument("--answer-by", choices=("generate", "score"), default="score",
                     help="with --corpus: 'score' (default) has the model write only questions and picks each "
                          "answer among the pages' spans by likelihood; 'generate' has it write the answers too. "
@@ -328,7 +332,7 @@ def add_training_parsers(sub: argparse._SubParsersAction) -> None:
     dif.add_argument("--trajectories", required=True, help="trajectories JSONL from `autoact synthesize`")
     dif.add_argument("--out", required=True, help="output directory for plan/tool/reflect.jsonl and stats.json")
     dif.add_argument("--max-trajectories", type=positive_int, default=200, help="keep at most this many trajectories")
-    dif.add_argument("--min-reward", type=finite_float(0.0, inclusive=True), default=1.0, help="keep trajectories with at least this reward")
+    dif.add_argument("--min-reward", type=non_negative, default=1.0, help="keep trajectories with at least this reward")
     dif.add_argument("--unfiltered", action="store_true", help="ablation: keep every trajectory that ran "
                      "without an error, right or wrong, finished or not")
     dif.add_argument("--tools", default=None, help="tool list the trajectories used (default: from the meta file)")
@@ -345,13 +349,14 @@ def add_training_parsers(sub: argparse._SubParsersAction) -> None:
     tr.add_argument("--epochs", type=finite_float(), default=5.0)
     tr.add_argument("--lora-r", type=positive_int, default=8)
     tr.add_argument("--lora-alpha", type=positive_int, default=16)
-    tr.add_argument("--lora-dropout", type=finite_float(0.0, inclusive=True), default=0.05)
+    tr.add_argument("--lora-dropout", type=non_negative, default=0.05)
     tr.add_argument("--target-modules", default="q_proj,v_proj", help="comma-separated module names")
     tr.add_argument("--lr", type=finite_float(), default=1e-4)
-    tr.add_argument("--max-length", type=positive_int, default=1024, help="longest example in tokens (prompt cut on the left)")
+    tr.add_argument("--max-length", type=positive_int, default=1024,
+                    help="longest example in tokens (prompt cut on the left)")
     tr.add_argument("--batch-size", type=positive_int, default=4)
     tr.add_argument("--grad-accum", type=positive_int, default=1)
-    tr.add_argument("--warmup-ratio", type=finite_float(0.0, inclusive=True), default=0.03, help="share of steps to warm up (at least 1)")
+    tr.add_argument("--warmup-ratio", type=non_negative, default=0.03, help="share of steps to warm up (at least 1)")
     tr.add_argument("--gradient-checkpointing", action="store_true")
     tr.add_argument("--save-steps", type=positive_int, default=50, help="checkpoint every N steps (for --resume)")
     tr.add_argument("--max-steps", type=int, default=-1, help="stop after N optimizer steps (smoke runs)")
@@ -366,7 +371,8 @@ def add_training_parsers(sub: argparse._SubParsersAction) -> None:
                     help="draw batches at random instead of grouping examples of similar length (more padding)")
     tr.add_argument("--deepspeed", default=None, help="DeepSpeed JSON config (see training/deepspeed/)")
     tr.add_argument("--resume", action="store_true", help="continue an interrupted run from its last checkpoint")
-    tr.add_argument("--overwrite", action="store_true", help="discard a previous adapter or unfinished run in --out: only its "
+    tr.add_argument("--overwrite", action="store_true",
+                    help="discard a previous adapter or unfinished run in --out: only its "
                     "own files (adapter, tokenizer, log, checkpoints) are removed, never other files there")
     tr.add_argument("--no-progress", action="store_true", help="no progress bar")
     tr.add_argument("--local_rank", "--local-rank", type=int, default=-1, help=argparse.SUPPRESS)  # deepspeed launcher
@@ -388,13 +394,15 @@ def add_training_parsers(sub: argparse._SubParsersAction) -> None:
     pl.add_argument("--ablate-reflect", action="store_true", help="also evaluate the group without its reflect agent")
     pl.add_argument("--n-questions", type=positive_int, default=None, help="override the preset's question count")
     pl.add_argument("--epochs", type=finite_float(), default=None, help="override the preset's epochs")
-    pl.add_argument("--eval-limit", type=positive_int, default=None, help="override the preset's number of eval questions")
+    pl.add_argument("--eval-limit", type=positive_int, default=None,
+                    help="override the preset's number of eval questions")
     pl.add_argument("--concurrency", type=positive_int, default=None, help="episodes run at once in synthesis and eval")
     pl.add_argument("--scored-arguments", action="store_true", help="synthesis and eval choose entity arguments "
                     "and open answers among the episode's names and numbers by likelihood (for weak models)")
     pl.add_argument("--answer-at-limit", action="store_true", help="synthesis and eval episodes must Finish in "
                     "their last steps instead of halting without an answer")
-    pl.add_argument("--rounds", type=positive_int, default=1, help="self-improvement rounds: round r>=2 synthesizes new "
+    pl.add_argument("--rounds", type=positive_int, default=1,
+                    help="self-improvement rounds: round r>=2 synthesizes new "
                     "questions with the latest round's trained group, or the Meta-Agent while no round has "
                     "kept a trajectory (default 1: the paper's method)")
     pl.add_argument("--continue-adapters", action="store_true", help="round r>=2 continues the latest trained "
@@ -403,7 +411,7 @@ def add_training_parsers(sub: argparse._SubParsersAction) -> None:
                     help="rounds may ask questions an earlier round asked (default: every round's are new)")
     pl.add_argument("--stop-on-regression", action="store_true",
                     help="end the rounds when a round scores below the previous one by more than the margin")
-    pl.add_argument("--regression-margin", type=finite_float(0.0, inclusive=True), default=1.0, help="points of the task metric")
+    pl.add_argument("--regression-margin", type=non_negative, default=1.0, help="points of the task metric")
     pl.add_argument("--no-progress", action="store_true", help="no progress bars")
     pl.set_defaults(func=cmd_pipeline)
 
@@ -411,5 +419,5 @@ def add_training_parsers(sub: argparse._SubParsersAction) -> None:
     ins.add_argument("--trajectories", default=None, help="trajectories JSONL")
     ins.add_argument("--dataset", default=None, help="a differentiated dataset directory")
     ins.add_argument("--n", type=positive_int, default=3, help="how many trajectories to show")
-    ins.add_argument("--min-reward", type=finite_float(0.0, inclusive=True), default=1.0, help="what counts as a kept trajectory")
+    ins.add_argument("--min-reward", type=non_negative, default=1.0, help="what counts as a kept trajectory")
     ins.set_defaults(func=cmd_inspect)

@@ -25,8 +25,7 @@ class HotpotQA(Task):
                     and isinstance(item[1], list) and all(isinstance(s, str) for s in item[1])):
                 return f"context[{i}] should be [title, [sentence, ...]]"
         facts = row.get("supporting_facts")
-        if facts is not None and not (isinstance(facts, list) and all(
-                isinstance(f, list) and len(f) == 2 and isinstance(f[0], str) and isinstance(f[1], int) for f in facts)):
+        if facts is not None and not (isinstance(facts, list) and all(_is_fact(f) for f in facts)):
             return "field 'supporting_facts' should be a list of [title, sentence number]"
         return optional_fields(row, {"level": str, "type": str})
 
@@ -43,3 +42,8 @@ class HotpotQA(Task):
     def inputs(self, row: Mapping[str, Any]) -> dict[str, Any]:
         # The context paragraphs feed the docstore, not the prompt.
         return {k: v for k, v in super().inputs(row).items() if k != "context"}
+
+
+def _is_fact(fact: Any) -> bool:
+    """A supporting fact: `[page title, sentence number]`."""
+    return isinstance(fact, list) and len(fact) == 2 and isinstance(fact[0], str) and isinstance(fact[1], int)

@@ -2,10 +2,11 @@
 
 `HostileEndpoint` listens on loopback and answers `/v1/models` and `/v1/completions`.
 Each request takes the next fault of its path's queue (`fault("completions", "503", 3)`
-queues three), or the path's standing fault (`always(...)`) when the queue is empty; with
-no fault it forwards the request unchanged to `upstream` (a real FastChat server), or,
-without one, answers with a small well-formed completion of its own. Every request is
-counted per path, so tests can assert how many reached the server.
+queues three), or the path's standing fault (`always(...)`, or `sometimes(..., every=k)`
+for every k-th request) when the queue is empty; with no fault it forwards the request
+unchanged to `upstream` (a real FastChat server), or, without one, answers with a small
+well-formed completion of its own. `delay` seconds pass before every answer. Every request
+is counted per path, so tests can assert how many reached the server.
 
 Faults: `503`, `401`, `hang` (accept, never answer), `html` (a 200 web page),
 `non_json`, `empty_choices`, `no_id` (models without ids), `drop_logprobs`,
@@ -30,7 +31,9 @@ class HostileEndpoint:
         self.model = model
         self.queues: dict[str, deque[str]] = defaultdict(deque)
         self.standing: dict[str, str | None] = {}
+        self.periodic: dict[str, tuple[str, int]] = {}
         self.counts: dict[str, int] = defaultdict(int)
+        self.delay = 0.0
         self._lock = threading.Lock()
         self._release = threading.Event()  # set on close: hung requests may end
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
@@ -51,6 +54,11 @@ class HostileEndpoint:
             self.standing[path] = kind
         return self
 
+    def sometimes(self, path: str, kind: str, every: int) -> "HostileEndpoint":
+        with self._lock:
+            self.periodic[path] = (kind, every)
+        return self
+
     def __enter__(self) -> "HostileEndpoint":
         self.thread.start()
         return self
@@ -64,7 +72,12 @@ class HostileEndpoint:
         with self._lock:
             self.counts[path] += 1
             queue = self.queues[path]
-            return queue.popleft() if queue else self.standing.get(path)
+            if queue:
+                return queue.popleft()
+            kind, every = self.periodic.get(path, (None, 0))
+            if kind and self.counts[path] % every == 0:
+                return kind
+            return self.standing.get(path)
 
     def _handler(self) -> type[BaseHTTPRequestHandler]:
         endpoint = self
@@ -85,6 +98,8 @@ class HostileEndpoint:
             def _serve(self, body: bytes | None) -> None:
                 path = self.path.rstrip("/").rsplit("/", 1)[-1]
                 fault = endpoint._next_fault(path)
+                if endpoint.delay:
+                    time.sleep(endpoint.delay)
                 if fault == "hang":
                     endpoint._release.wait(600)
                     return

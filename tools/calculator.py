@@ -24,6 +24,7 @@ MAX_INPUT_CHARS = 500
 MAX_DIGITS = 1000                      # largest integer result, in decimal digits
 _MAX_BITS = int(MAX_DIGITS * math.log2(10)) + 1
 MAX_FACTORIAL = 450                    # 450! has 1001 digits; larger is refused up front
+_FLOAT_DIGITS = 400                    # round(float, n) is the same for every |n| past this
 
 
 class CalcError(ValueError):
@@ -70,8 +71,17 @@ def _log(x: Number, base: Number | None = None) -> float:
     return math.log(x) if base is None else math.log(x, base)
 
 
-def _round(x: Number, digits: int | None = None) -> Number:
-    return round(x) if digits is None else round(x, int(digits))
+def _round(x: Number, digits: Number | None = None) -> Number:
+    """`round`, with `digits` clamped to the range that can change the result: Python's
+    round(int, -n) builds 10**n, which takes minutes for n = 10**8."""
+    if digits is None:
+        return round(x)
+    digits = int(digits)
+    if isinstance(x, int):
+        # x has at most `most` digits, so any digits <= -(most + 1) rounds it to 0.
+        most = int(x.bit_length() * math.log10(2)) + 1
+        return round(x, max(digits, -(most + 1)))
+    return round(x, min(max(digits, -_FLOAT_DIGITS), _FLOAT_DIGITS))
 
 
 _BINARY: dict[type, Callable[[Number, Number], Number]] = {

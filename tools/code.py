@@ -26,7 +26,8 @@ says which were available.
    still hold if it is bypassed.
 6. The parent: a wall-clock limit after which the whole process group is killed, at most
    ``max_capture_bytes`` read from the pipes (past that the child is stopped), and the
-   scratch directory deleted afterwards.
+   scratch directory deleted afterwards. The child's CPU time and peak memory (from
+   ``wait4``, in the init or here) word how a SIGKILLed run ended.
 
 Reading files outside scratch is refused by the hook except for the import path and a few
 devices; below the hook, the dropped uid can read only world-readable files.
@@ -39,6 +40,7 @@ import json
 import math
 import os
 import re
+import resource
 import secrets
 import selectors
 import shutil
@@ -118,6 +120,9 @@ class SandboxResult:
     isolation: str = ""
     notes: list[str] = field(default_factory=list)  # what the init process reported
     error: str | None = None  # the sandbox itself could not run
+    cpu_seconds: float | None = None  # the child's user + system CPU time, when known
+    peak_memory_bytes: int | None = None  # its ru_maxrss: its peak resident memory or more
+    peak_memory_exact: bool = False  # False: that may be a peak carried over exec from us
 
     @property
     def ok(self) -> bool:
@@ -257,14 +262,16 @@ class Sandbox:
                                         start_new_session=True, pass_fds=(status_w,))
             finally:
                 os.close(status_w)
+            inherited = _own_peak_rss()  # the child has exec'd: what it carried over is fixed
             out, err = _collect(proc, started + limits.wall_seconds, limits.max_capture_bytes,
-                                result)
+                                result, inherited)
             report = _read_report(status_r)
         finally:
             os.close(status_r)
         result.stdout = out.decode("utf-8", "replace")
         result.stderr = err.decode("utf-8", "replace")
         result.notes = [str(n) for n in report.get("notes", [])]
+        _take_reported_usage(result, report.get("usage"))  # the user child's own, from init
         if result.timed_out or result.output_capped:
             return
         if "signal" in report:
@@ -287,9 +294,10 @@ def _scratch_parent() -> str:
     return tempfile.gettempdir()
 
 
-def _collect(proc: subprocess.Popen[bytes], deadline: float, cap: int,
-             result: SandboxResult) -> tuple[bytes, bytes]:
-    """Read both pipes until EOF, the deadline or `cap` bytes; then make sure nothing is left."""
+def _collect(proc: subprocess.Popen[bytes], deadline: float, cap: int, result: SandboxResult,
+             inherited: int = 0) -> tuple[bytes, bytes]:
+    """Read both pipes until EOF, the deadline or `cap` bytes; then make sure nothing is left,
+    and note the child's resource usage (`inherited`: the ru_maxrss it carried over exec)."""
     assert proc.stdout is not None and proc.stderr is not None
     buffers = {"out": bytearray(), "err": bytearray()}
     total = 0
@@ -320,11 +328,54 @@ def _collect(proc: subprocess.Popen[bytes], deadline: float, cap: int,
         except (ProcessLookupError, PermissionError):
             pass
         try:
-            proc.wait(timeout=10)
+            usage = _reap(proc, timeout=10)
+            if usage is not None:
+                _record_usage(result, usage.ru_utime + usage.ru_stime, usage.ru_maxrss * 1024,
+                              inherited)
         finally:
             proc.stdout.close()
             proc.stderr.close()
     return bytes(buffers["out"]), bytes(buffers["err"])
+
+
+def _reap(proc: subprocess.Popen[bytes], timeout: float) -> resource.struct_rusage | None:
+    """Reap `proc` with os.wait4 for its resource usage, setting `returncode` so subprocess
+    does not wait again. Raises subprocess.TimeoutExpired if it is still alive after
+    `timeout`; returns None when the usage could not be had."""
+    if not _wait_exit(proc.pid, time.monotonic() + timeout):
+        proc.wait(timeout=0)  # raises TimeoutExpired unless it exited just now
+        return None
+    try:
+        _, status, usage = os.wait4(proc.pid, 0)
+    except ChildProcessError:  # already reaped (by poll(), or SIGCHLD ignored)
+        proc.wait()
+        return None
+    proc.returncode = os.waitstatus_to_exitcode(status)
+    return usage
+
+
+def _own_peak_rss() -> int:
+    """Our peak resident memory in bytes. Linux carries ru_maxrss over fork + exec, so a child
+    started from here reports at least what it inherited, at most this much."""
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024  # KiB on Linux
+
+
+def _record_usage(result: SandboxResult, cpu_seconds: float, max_rss: int,
+                  inherited: int = 0) -> None:
+    result.cpu_seconds, result.peak_memory_bytes = cpu_seconds, max_rss
+    result.peak_memory_exact = max_rss > inherited
+
+
+def _take_reported_usage(result: SandboxResult, usage: object) -> None:
+    """The init's `{"cpu_seconds": s, "max_rss_kib": k}` for the user child it forked (which
+    inherited nothing worth counting), replacing what wait4 said about the whole tree."""
+    if not isinstance(usage, dict):
+        return
+    try:
+        cpu, rss = float(usage["cpu_seconds"]), int(usage["max_rss_kib"])
+    except (KeyError, TypeError, ValueError):
+        return
+    _record_usage(result, cpu, rss * 1024)
 
 
 def _wait_exit(pid: int, deadline: float) -> bool:
@@ -364,9 +415,9 @@ def _read_report(fd: int) -> dict[str, object]:
 _SIGNAL_MEANING: dict[int, str] = {
     int(signal.SIGXCPU): "CPU time limit exceeded",
     int(signal.SIGXFSZ): "file size limit exceeded",
-    int(signal.SIGKILL): "killed, probably for exceeding the memory limit",
     int(signal.SIGSEGV): "crashed",
 }
+MEMORY_NEAR = 0.8  # a SIGKILL with peak memory at this share of the limit is put down to it
 
 
 def _signal_name(number: int) -> str:
@@ -376,12 +427,34 @@ def _signal_name(number: int) -> str:
         return f"signal {number}"
 
 
+def _sigkill_line(result: SandboxResult, limits: SandboxLimits) -> str:
+    """SIGKILL may come from the hard CPU limit, the kernel's OOM killer or the code itself
+    (RLIMIT_AS makes allocations fail with MemoryError instead): say what the usage shows."""
+    cpu, peak = result.cpu_seconds, result.peak_memory_bytes
+    if cpu is None or peak is None:
+        return "[killed (SIGKILL)]"
+    cpu_limit = limits.rlimits()["RLIMIT_CPU"][0]
+    if cpu >= cpu_limit:
+        return f"[CPU time limit exceeded (SIGKILL after {cpu:.1f} s of CPU; limit {cpu_limit} s)]"
+    near = peak >= MEMORY_NEAR * limits.memory_bytes
+    if near and not result.peak_memory_exact:
+        return f"[killed by SIGKILL, not at the CPU limit (CPU {cpu:.1f} s; peak memory unknown)]"
+    bound = "" if result.peak_memory_exact else "at most "
+    usage = (f"peak memory {bound}{peak // MiB} MiB of {limits.memory_bytes // MiB} MiB, "
+             f"CPU {cpu:.1f} s")
+    if near:
+        return f"[killed by SIGKILL near the memory limit ({usage})]"
+    return f"[killed by SIGKILL; not by a limit of the sandbox ({usage})]"
+
+
 def status_line(result: SandboxResult, limits: SandboxLimits) -> str:
     """One bracketed line saying how the run ended, or "" for a clean exit."""
     if result.timed_out:
         return f"[timed out after {limits.wall_seconds:g} s; the process was killed]"
     if result.output_capped:
         return (f"[output passed {limits.max_capture_bytes} bytes; the process was stopped]")
+    if result.signal == signal.SIGKILL:
+        return _sigkill_line(result, limits)
     if result.signal is not None:
         meaning = _SIGNAL_MEANING.get(result.signal, "killed")
         return f"[{meaning} ({_signal_name(result.signal)})]"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import re
 import sqlite3
 import time
@@ -19,6 +20,8 @@ DATABASE_SPEC = ToolSpec(
     usage="Database[sql], e.g. Database[SELECT name, population FROM city WHERE country = "
           "'France' ORDER BY population DESC LIMIT 3]",
 )
+
+MAX_VALUE_BYTES = 4 << 20  # the longest string or blob a query may build (SQLITE_LIMIT_LENGTH)
 
 _COMMENT = re.compile(r"--[^\n]*|/\*.*?(?:\*/|$)", re.DOTALL)
 _FENCE = re.compile(r"^```(?:sql)?\s*|\s*```$", re.IGNORECASE)
@@ -51,15 +54,18 @@ def format_table(columns: Sequence[str], rows: Sequence[Sequence[Any]], more: in
 
 
 class Database:
-    """Opens the file read-only (`mode=ro`, `query_only`, an authorizer) for every query."""
+    """Opens the file read-only (`mode=ro`, `query_only`, an authorizer) for every query;
+    strings and blobs are capped at `max_value_bytes`, queries at `timeout_s`."""
 
     def __init__(self, path: str | Path, spec: ToolSpec = DATABASE_SPEC, max_rows: int = 20,
-                 timeout_s: float = 5.0, cell_chars: int = 60) -> None:
+                 timeout_s: float = 5.0, cell_chars: int = 60,
+                 max_value_bytes: int = MAX_VALUE_BYTES) -> None:
         self.spec = spec
         self.path = Path(path)
         self.max_rows = max_rows
         self.timeout_s = timeout_s
         self.cell_chars = cell_chars
+        self.max_value_bytes = max_value_bytes
         if not self.path.is_file():
             raise ConfigError(f"{self.path}: database file not found (tool {spec.name})")
         try:
@@ -71,6 +77,8 @@ class Database:
     def _connect(self) -> sqlite3.Connection:
         uri = f"{self.path.resolve().as_uri()}?mode=ro"
         conn = sqlite3.connect(uri, uri=True, timeout=self.timeout_s)
+        if hasattr(conn, "setlimit"):  # Python >= 3.11; older ones keep SQLite's 1 GB
+            conn.setlimit(sqlite3.SQLITE_LIMIT_LENGTH, self.max_value_bytes)
         conn.execute("PRAGMA query_only = ON")
         return conn
 
@@ -110,12 +118,21 @@ class Database:
                         "and was stopped.")
             if "not authorized" in message:
                 return "SQL error: only reading is allowed."
+            if "too big" in message:
+                return (f"SQL error: {message} (values are limited to "
+                        f"{self.max_value_bytes} bytes).")
             hint = f" Tables: {self.tables()}." if "no such" in message else ""
             return f"SQL error: {message}.{hint}"
+        except MemoryError:
+            return "SQL error: the query ran out of memory; ask for fewer or smaller values."
+        except Exception as err:  # noqa: BLE001 - tools never raise
+            return f"SQL error: {type(err).__name__}: {err}."
 
     def _query(self, sql: str) -> str:
         deadline = time.monotonic() + self.timeout_s
-        with closing(self._connect()) as conn:
+        with closing(self._connect()) as conn, closing(_Printf(self.max_value_bytes)) as printf:
+            for name in ("printf", "format"):  # format is printf's other name
+                conn.create_function(name, -1, printf, deterministic=True)
             conn.set_authorizer(lambda action, *_: sqlite3.SQLITE_OK
                                 if action in _ALLOWED_ACTIONS else sqlite3.SQLITE_DENY)
             conn.set_progress_handler(lambda: int(time.monotonic() > deadline), 10_000)
@@ -128,6 +145,77 @@ class Database:
         if not rows:
             return f"No rows (columns: {', '.join(columns)})."
         return format_table(columns, rows, more, self.cell_chars)
+
+
+# One printf conversion: flags, width, precision, size, type (SQLite's own grammar).
+_PRINTF_SPEC = re.compile(r"%[-+ 0#,!]*(\*|\d*)(?:\.(\*|\d*))?(?:ll|l)?(.?)", re.DOTALL)
+_PRINTF_TAKES_ARGUMENT = set("dsgzqQwcouxXfeEGipr")
+_LEADING_INTEGER = re.compile(r"\s*[-+]?\d{1,18}")
+
+
+def _as_count(value: Any) -> int:
+    """An argument read as SQLite reads a `*` width or precision: an integer, sign dropped."""
+    if isinstance(value, float):
+        return 0 if math.isnan(value) else int(min(abs(value), 2.0 ** 63))
+    if isinstance(value, bytes):
+        value = value.decode("utf-8", "replace")
+    if isinstance(value, str):
+        match = _LEADING_INTEGER.match(value)
+        return abs(int(match[0])) if match else 0
+    return abs(value) if isinstance(value, int) else 0
+
+
+def _longest_repeat(fmt: str, args: Sequence[Any]) -> int:
+    """The most times printf(fmt, *args) repeats one character (`%.Nc` repeats it N times)."""
+    position, longest = 0, 0
+    for match in _PRINTF_SPEC.finditer(fmt):
+        width, precision, conversion = match.groups()
+        position += width == "*"
+        if precision == "*":
+            count = _as_count(args[position]) if position < len(args) else 0
+            position += 1
+        elif precision and len(precision) > 18:
+            count = 2 ** 63
+        else:
+            count = int(precision or 0)
+        if conversion in ("%", "n"):
+            continue
+        if conversion not in _PRINTF_TAKES_ARGUMENT:
+            break  # SQLite stops at an unknown conversion
+        if conversion == "c":
+            longest = max(longest, count)
+        position += 1
+    return longest
+
+
+class _Printf:
+    """SQLite's printf (alias format) for a query connection, refusing `%.Nc` with N past
+    the length limit up front: SQLite 3.40 still loops N times after giving up on the result
+    (12 s for N = 2**31, per row, and no progress handler can stop it)."""
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self._plain: sqlite3.Connection | None = None
+
+    def __call__(self, *args: Any) -> Any:
+        fmt = args[0] if args else None
+        if isinstance(fmt, bytes):
+            fmt = fmt.decode("utf-8", "replace")
+        if isinstance(fmt, str) and _longest_repeat(fmt, args[1:]) > self.limit:
+            raise OverflowError  # sqlite3 turns it into "string or blob too big"
+        if self._plain is None:
+            self._plain = sqlite3.connect(":memory:")
+            if hasattr(self._plain, "setlimit"):
+                self._plain.setlimit(sqlite3.SQLITE_LIMIT_LENGTH, self.limit)
+        marks = ", ".join("?" * len(args))
+        try:
+            return self._plain.execute(f"SELECT printf({marks})", args).fetchone()[0]
+        except sqlite3.DataError as err:  # newer SQLite reports the too-big result itself
+            raise OverflowError(str(err)) from err
+
+    def close(self) -> None:
+        if self._plain is not None:
+            self._plain.close()
 
 
 def _strip_strings(sql: str) -> str:

@@ -15,8 +15,9 @@ Two roles:
 * PID 1 of a fresh PID + mount namespace ("init"): still privileged inside the namespaces, it
   remounts every mount read-only and nosuid, covers /tmp, /var/tmp, /run and /dev/shm with
   empty read-only tmpfs, mounts a size-capped tmpfs as the scratch directory, forks the user
-  child, reaps, and writes a JSON report (mount notes, how the child
-  ended) to ``status_fd``. The user code never runs as PID 1, whose signal rules differ.
+  child, reaps it with ``wait4``, and writes a JSON report (mount notes, how the child ended,
+  its CPU time and peak memory) to ``status_fd``. The user code never runs as PID 1, whose
+  signal rules differ.
 * The user child (or the only process when there are no namespaces): sets no_new_privs, drops
   to ``uid``/``gid`` with no supplementary groups (or, as root of a user namespace with no
   uid given, drops every capability), applies the rlimits, installs the audit
@@ -155,7 +156,7 @@ def _init(cfg):
     report = {"notes": notes}
     while True:
         try:
-            pid, status = os.waitpid(-1, 0)
+            pid, status, usage = os.wait4(-1, 0)
         except InterruptedError:
             continue
         except ChildProcessError:
@@ -167,6 +168,8 @@ def _init(cfg):
             report["signal"] = os.WTERMSIG(status)
         else:
             report["exit"] = os.WEXITSTATUS(status)
+        report["usage"] = {"cpu_seconds": usage.ru_utime + usage.ru_stime,
+                           "max_rss_kib": usage.ru_maxrss}  # KiB on Linux
         break
     try:
         os.write(status_fd, json.dumps(report).encode())
