@@ -17,8 +17,8 @@ from autoact.locking import OutputLock
 class ResultsFile:
     """`results.jsonl`: a line per finished attempt at a question; the last line of an id is its row.
 
-    Opening it reads the lines already there; a torn last line (a run killed
-    mid-write) is cut off, so a rerun appends cleanly after the last whole line.
+    Its lines are read on first use; a torn last line (a run killed mid-write)
+    is cut off, so a rerun appends cleanly after the last whole line.
     An id whose row ended in an error (an endpoint that failed, say) is pending
     again: its retry is appended with the earlier errors in `previous_errors`.
     An id with an answered row is never written again, and readers count it once
@@ -28,18 +28,20 @@ class ResultsFile:
 
     def __init__(self, path: Path) -> None:
         self.path = path
-        self._latest: dict[str, dict[str, Any]] = {}
+        self._loaded: dict[str, dict[str, Any]] | None = None  # read on first use
         self._lock = threading.Lock()
         self._file_lock = OutputLock(path, "results file")
         self._writable = False
-        if path.exists():
-            self._load()
 
-    def _load(self) -> None:
-        for lineno, row in read_appendable(self.path):
-            if not isinstance(row, dict) or "id" not in row:
-                raise DataError(f"{self.path}:{lineno}: a results row needs an 'id'")
-            keep_latest(self._latest, row)
+    @property
+    def _latest(self) -> dict[str, dict[str, Any]]:
+        if self._loaded is None:
+            self._loaded = {}
+            for lineno, row in read_appendable(self.path):
+                if not isinstance(row, dict) or "id" not in row:
+                    raise DataError(f"{self.path}:{lineno}: a results row needs an 'id'")
+                keep_latest(self._loaded, row)
+        return self._loaded
 
     @property
     def rows(self) -> list[dict[str, Any]]:
@@ -55,9 +57,7 @@ class ResultsFile:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._file_lock.acquire()
         self._writable = True
-        self._latest.clear()  # what another run wrote before we held the lock counts too
-        if self.path.exists():
-            self._load()
+        self._loaded = None  # read what is there now that no other run writes
         return self
 
     def __exit__(self, kind: type[BaseException] | None, value: BaseException | None,

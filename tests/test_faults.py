@@ -220,6 +220,13 @@ def test_a_truncated_meta_file_is_named(tmp_path, capsys):
     assert f"{tmp_path / 't.meta.json'}:1: not valid JSON" in flat(capsys.readouterr().out)
 
 
+def test_inspect_names_a_cut_off_stats_file(tmp_path, capsys):
+    (tmp_path / "ds").mkdir()
+    (tmp_path / "ds" / "stats.json").write_text('{"trajectories": 3, "roles": {"plan": {"pa')
+    assert main(["inspect", "--dataset", str(tmp_path / "ds")]) == 2
+    assert f"{tmp_path / 'ds' / 'stats.json'}:1: not valid JSON" in flat(capsys.readouterr().out)
+
+
 def test_scienceqa_row_with_string_metadata_is_refused_before_the_run(tmp_path, capsys):
     data = write_rows(tmp_path / "s.jsonl", [SCIENCE, {**SCIENCE, "id": "s2", "metadata": "grade 3"}])
     with HostileEndpoint() as server:

@@ -90,10 +90,11 @@ def select_tools(model: CompletionModel, task_description: str, pool: Sequence[T
                  fallback: Sequence[str] | None = None, top_k: int = FALLBACK_TOP_K) -> Selection:
     """Ask the model which tools of `pool` the task needs.
 
-    When it picks none: with `strict`, SelectionError; otherwise a stated rule picks instead
-    (`Selection.fallback` says which, and a warning is logged): the `fallback` names (a
-    task's built-in set) when given, else, in scored mode, the `top_k` tools with the
-    highest margins. Free mode without `fallback` has nothing to rank, so it fails anyway.
+    When it picks none: with `strict`, SelectionError; otherwise a stated rule picks instead,
+    and `Selection.fallback` says what happened and which rule (for the caller to show): the
+    `fallback` names (a task's built-in set) when given, else, in scored mode, the `top_k`
+    tools with the highest margins. Free mode without `fallback` has nothing to rank, so it
+    fails anyway.
     """
     prompt = selection_prompt(task_description, pool)
     by_name = {spec.name: spec for spec in pool}
@@ -137,5 +138,4 @@ def _fall_back(selection: Selection, problem: str, strict: bool, fallback: Seque
         raise SelectionError(problem)
     selection.chosen = [pool[n] for n in names]
     selection.fallback = f"{problem}; used {rule} instead: {', '.join(names)}"
-    log.warning("%s", selection.fallback)
     return selection
