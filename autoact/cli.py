@@ -16,7 +16,7 @@ from agents.base import AgentSettings
 from agents.llm import DEFAULT_BASE_URL, EndpointConfig, EndpointModel
 from autoact.assembly import build_design, build_group, build_task_toolbox, resolve_role_models
 from autoact.errors import AutoactError, ConfigError
-from autoact.interrupt import Interrupted
+from autoact.interrupt import RESUME, Interrupted
 from autoact.options import add_timeout_option, nonnegative_int, out_directory, positive_int
 from evaluation.report import summary_table
 from evaluation.runner import EvalOptions, evaluate, run_episode
@@ -305,9 +305,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         console.print(styled(("error:", "red"), f" {e}"))
         return 2
     except KeyboardInterrupt as e:
-        said = str(e) if isinstance(e, Interrupted) and str(e) != "interrupted" else \
-            "interrupted; what was finished is kept: run the same command again to resume"
-        console.print(styled(("stopped:", "yellow"), f" {said}"))
+        console.print(styled(("stopped:", "yellow"), f" {e if isinstance(e, Interrupted) else RESUME}"))
         return 130
 
 

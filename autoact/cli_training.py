@@ -11,7 +11,6 @@ from rich.table import Table
 from agents.llm import DEFAULT_BASE_URL, EndpointConfig, EndpointModel
 from autoact.assembly import resolve_role_models
 from autoact.errors import ConfigError, DataError
-from autoact.jsonl import read_json
 from autoact.options import add_timeout_option, finite_float, out_directory, out_file, positive_int
 
 
@@ -116,13 +115,11 @@ def cmd_differentiate(args: argparse.Namespace) -> int:
     from tools import default_tool_specs, load_tool_specs
     from training.dataset import read_trajectories, write_dataset
     from training.differentiate import differentiate
-    from training.synthesize import meta_path
+    from training.synthesize import meta_path, read_meta
 
     path = Path(args.trajectories)
     rows = read_trajectories(path)
-    meta: dict[str, Any] = read_json(meta_path(path), "synthesis record") if meta_path(path).exists() else {}
-    if not isinstance(meta, dict):
-        raise DataError(f"{meta_path(path)}: expected a JSON object (the synthesis record), got {type(meta).__name__}")
+    meta = read_meta(path)
     if args.tools:
         tools = load_tool_specs(args.tools)
     elif meta.get("tools") is not None:

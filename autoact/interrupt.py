@@ -20,6 +20,8 @@ R = TypeVar("R")
 
 #: seconds the first Ctrl-C waits for work in flight to finish before leaving it
 GRACE_SECONDS = 5.0
+#: what an interrupt says when the job that was stopped has nothing more precise to say
+RESUME = "interrupted; what was finished is kept: run the same command again to resume"
 
 _STOP = threading.Event()
 
@@ -45,13 +47,13 @@ def stopping() -> bool:
 def check() -> None:
     """Raise Interrupted once a stop was asked for."""
     if _STOP.is_set():
-        raise Interrupted("interrupted")
+        raise Interrupted(RESUME)
 
 
 def sleep(seconds: float) -> None:
     """Wait, but raise Interrupted as soon as a stop is asked for."""
     if seconds > 0 and _STOP.wait(seconds):
-        raise Interrupted("interrupted")
+        raise Interrupted(RESUME)
 
 
 class WorkerPool:

@@ -25,6 +25,17 @@ def meta_path(trajectories: Path) -> Path:
     return trajectories.with_name(trajectories.stem + ".meta.json")
 
 
+def read_meta(trajectories: Path) -> dict[str, Any]:
+    """The synthesis record beside a trajectories file ({} when there is none); DataError naming it if malformed."""
+    path = meta_path(trajectories)
+    if not path.exists():
+        return {}
+    meta = read_json(path, "synthesis record")
+    if not isinstance(meta, dict):
+        raise DataError(f"{path}: expected a JSON object (the synthesis record), got {type(meta).__name__}")
+    return meta
+
+
 def synthesize(group: AgentGroup, task: Task, questions: Sequence[dict[str, Any]], out: Path,
                concurrency: int = 1, progress: bool = True, run_info: dict[str, Any] | None = None) -> dict[str, Any]:
     """Run every question through `group`, appending rows to `out`; returns the summary."""
@@ -36,10 +47,7 @@ def synthesize(group: AgentGroup, task: Task, questions: Sequence[dict[str, Any]
     }
     path = meta_path(out)
     if path.exists():  # a resumed run keeps its first record and notes the restart
-        first = read_json(path, "synthesis record")
-        if not isinstance(first, dict):
-            raise DataError(f"{path}: expected a JSON object (the synthesis record), got {type(first).__name__}")
-        meta = {**first, "resumed": meta["started"]}
+        meta = {**read_meta(out), "resumed": meta["started"]}
     path.write_text(json.dumps(meta, indent=2) + "\n", encoding="utf-8")
     options = EvalOptions(out.parent, concurrency=concurrency, progress=progress, results_file=out.name,
                           summary_file=out.stem + ".summary.json", label="synthesize")
