@@ -29,7 +29,7 @@ from typing import Mapping, Sequence
 
 from agents.base import FINISH, REFLECT, EpisodeView
 from agents.spans import name_spans, number_spans
-from evaluation.metrics import normalize_answer
+from core.answers import normalize_answer
 
 __all__ = ["ENTITY_PLACEHOLDERS", "argument_candidates"]
 

@@ -15,14 +15,22 @@ import threading
 import time
 from contextvars import ContextVar
 from dataclasses import dataclass, field
-from typing import Any, Callable, Literal, Protocol, Sequence, TypeVar, runtime_checkable
+from typing import (
+    Any,
+    Callable,
+    Literal,
+    Protocol,
+    Sequence,
+    TypeVar,
+    runtime_checkable,
+)
 
 import httpx
 import openai
 from langchain_openai import OpenAI
 
-from autoact import interrupt
-from autoact.errors import EndpointError
+from core import interrupt
+from core.errors import EndpointError
 
 log = logging.getLogger("autoact.endpoint")
 T = TypeVar("T")

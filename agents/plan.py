@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from agents.base import AgentSettings, EpisodeView, PlanDecision, REFLECT, best
+from agents.base import REFLECT, AgentSettings, EpisodeView, PlanDecision, best
 from agents.llm import CompletionModel, generate_line
 from agents.parsing import parse_action
 from agents.thought import think

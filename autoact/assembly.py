@@ -11,16 +11,21 @@ from agents.llm import CompletionModel, EndpointConfig, EndpointModel, list_mode
 from agents.plan import ModelPlanAgent
 from agents.reflect import ModelReflectAgent
 from agents.tool import ModelToolAgent
-from autoact.errors import ConfigError, EndpointError
+from core.errors import ConfigError, EndpointError
+from core.roles import ADAPTER_NAMES, ALL, ROLES
 from graph.context import GroupContext, Limits
 from graph.design_agent import DesignAgent
 from graph.group import AgentGroup
 from tasks.base import Task
-from tools import (Docstore, ToolResources, WikipediaSource, build_toolbox, default_tool_specs,
-                   load_tool_specs)
+from tools import (
+    Docstore,
+    ToolResources,
+    WikipediaSource,
+    build_toolbox,
+    default_tool_specs,
+    load_tool_specs,
+)
 from tools.toolbox import Toolbox
-
-ROLE_NAMES = ("plan", "tool", "reflect")
 
 
 def build_task_toolbox(task: Task, rows: Sequence[dict] | None = None, tools_file: str | Path | None = None,
@@ -66,7 +71,7 @@ def group_role_names(directory: str | Path) -> dict[str, str]:
     """
     from serving.adapters import group_adapters
     found = group_adapters(Path(directory))
-    return {role: role if role in found else "all" for role in ROLE_NAMES if role in found or "all" in found}
+    return {role: role if role in found else ALL for role in ROLES if role in found or ALL in found}
 
 
 def resolve_role_models(base_url: str, api_key: str | None, model: str | None = None,
@@ -92,7 +97,6 @@ def resolve_role_models(base_url: str, api_key: str | None, model: str | None = 
 
 def default_model(served: Sequence[str], base_url: str) -> str:
     """The base model among the served names (role adapters are named after their roles)."""
-    from serving.adapters import ROLE_NAMES as ADAPTER_NAMES
     bases = [m for m in served if m not in ADAPTER_NAMES]
     if not bases:
         raise EndpointError(f"no model is served at {base_url}")

@@ -14,10 +14,20 @@ from rich.text import Text
 
 from agents.base import AgentSettings
 from agents.llm import DEFAULT_BASE_URL, EndpointConfig, EndpointModel
-from autoact.assembly import build_design, build_group, build_task_toolbox, resolve_role_models
-from autoact.errors import AutoactError, ConfigError
-from autoact.interrupt import RESUME, Interrupted
-from autoact.options import add_timeout_option, nonnegative_int, out_directory, positive_int
+from autoact.assembly import (
+    build_design,
+    build_group,
+    build_task_toolbox,
+    resolve_role_models,
+)
+from autoact.options import (
+    add_timeout_option,
+    nonnegative_int,
+    out_directory,
+    positive_int,
+)
+from core.errors import AutoactError, ConfigError
+from core.interrupt import RESUME, Interrupted
 from evaluation.report import summary_table
 from evaluation.runner import EvalOptions, evaluate, run_episode
 from evaluation.trace import Tracer

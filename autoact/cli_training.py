@@ -10,8 +10,14 @@ from rich.table import Table
 
 from agents.llm import DEFAULT_BASE_URL, EndpointConfig, EndpointModel
 from autoact.assembly import resolve_role_models
-from autoact.errors import ConfigError, DataError
-from autoact.options import add_timeout_option, finite_float, out_directory, out_file, positive_int
+from autoact.options import (
+    add_timeout_option,
+    finite_float,
+    out_directory,
+    out_file,
+    positive_int,
+)
+from core.errors import ConfigError, DataError
 
 
 def _endpoint_options(p: argparse.ArgumentParser, what: str = "the Meta-Agent") -> None:
@@ -32,7 +38,12 @@ def cmd_select_tools(args: argparse.Namespace) -> int:
     """The Meta-Agent chooses the task's tools from the pool; writes them as a tool list (DESIGN §2)."""
     from autoact.cli import console, styled
     from tasks import TASKS, get_task
-    from tools import builtin_spec, default_tool_specs, registered_names, save_tool_specs
+    from tools import (
+        builtin_spec,
+        default_tool_specs,
+        registered_names,
+        save_tool_specs,
+    )
     from training.tool_selection import select_tools
 
     description = args.description
@@ -102,7 +113,8 @@ def cmd_synthesize(args: argparse.Namespace) -> int:
 
 def _token_counter(spec: str) -> tuple[Callable[[str], int], str]:
     if spec == "none":
-        return (lambda text: max(1, round(len(text) / 3.5))), "estimated (chars/3.5)"
+        from core.tokens import ESTIMATE_NAME, estimated_count
+        return estimated_count, ESTIMATE_NAME
     from transformers import AutoTokenizer
 
     from serving.model_store import resolve_model
@@ -157,8 +169,8 @@ def _train_config(args: argparse.Namespace) -> Any:
 def cmd_train(args: argparse.Namespace) -> int:
     """Train LoRA adapters: one file → one adapter, or `--roles` over a differentiated dataset directory."""
     from autoact.cli import console, styled
+    from core.roles import ALL, ROLES
     from serving.model_store import resolve_model
-    from training.differentiate import ROLES
     from training.lora import train_adapter
 
     config = _train_config(args)
@@ -173,13 +185,13 @@ def cmd_train(args: argparse.Namespace) -> int:
         jobs.append((data.stem, [data], out))
     else:
         roles = [r.strip() for r in args.roles.split(",") if r.strip()]
-        unknown = [r for r in roles if r not in (*ROLES, "all")]
+        unknown = [r for r in roles if r not in (*ROLES, ALL)]
         if unknown or not roles:
             raise ConfigError(f"--roles {args.roles}: choose among {', '.join(ROLES)} or all")
         if not data.is_dir():
             raise ConfigError(f"--data {data}: with --roles, give the dataset directory (plan.jsonl, ...)")
         for role in roles:
-            files = [data / f"{r}.jsonl" for r in ROLES] if role == "all" else [data / f"{role}.jsonl"]
+            files = [data / f"{r}.jsonl" for r in ROLES] if role == ALL else [data / f"{role}.jsonl"]
             jobs.append((role, files, out / role))
     table = Table(title=f"LoRA adapters on {base.name}")
     for col in ("adapter", "pairs", "steps", "final loss", "seconds", "tokens/s", "where"):

@@ -7,7 +7,7 @@ import math
 from pathlib import Path
 from typing import Callable
 
-from autoact.errors import ConfigError
+from core.errors import ConfigError
 
 
 def int_at_least(low: int) -> Callable[[str], int]:

@@ -33,10 +33,11 @@ from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any, Callable, Iterator, Sequence
 
-from autoact.errors import AutoactError, ConfigError
-from autoact.locking import OutputLock
-from autoact.versions import package_versions
-from training.differentiate import ROLES
+from core.errors import AutoactError, ConfigError
+from core.locking import OutputLock
+from core.roles import ROLES
+from core.tokens import ESTIMATE_NAME, estimated_count
+from core.versions import package_versions
 
 PIPELINE_STAGES = ("serve", "self-instruct", "select-tools", "synthesize", "differentiate", "train",
                    "serve-group", "eval-zero-shot", "eval-autoact", "eval-no-reflect", "report")
@@ -412,8 +413,8 @@ def _stage_differentiate(record: RunRecord, task: Any, paths: dict[str, Path], p
         data = differentiate(rows, tools, 1.0, preset.max_trajectories)
         source = {"trajectories": str(paths["trajectories"]), "model": record.data.get("model"),
                   "prompts_version": prompts_version(), "min_reward": 1.0,
-                  "max_trajectories": preset.max_trajectories, "token_counts": "estimated (chars/3.5)"}
-        stats = write_dataset(paths["data"], data, len(rows), source, lambda text: max(1, round(len(text) / 3.5)))
+                  "max_trajectories": preset.max_trajectories, "token_counts": ESTIMATE_NAME}
+        stats = write_dataset(paths["data"], data, len(rows), source, estimated_count)
         counts.update(trajectories=len(rows), kept=stats["kept"],
                       **{f"{role}_pairs": v["pairs"] for role, v in stats["roles"].items()})
 

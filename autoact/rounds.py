@@ -22,8 +22,9 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Callable
 
-from autoact.errors import ConfigError
-from autoact.pipeline import ROLES, PipelineConfig, run_pipeline, trained_roles
+from autoact.pipeline import PipelineConfig, run_pipeline, trained_roles
+from core.errors import ConfigError
+from core.roles import ROLES
 
 ROUNDS_JSON, ROUNDS_MD, ROUNDS_PNG = "rounds.json", "rounds.md", "rounds.png"
 

@@ -34,7 +34,12 @@ from rich.table import Table
 
 from agents.base import AgentSettings
 from agents.llm import EndpointConfig
-from autoact.assembly import build_group, build_task_toolbox, group_role_names, resolve_role_models
+from autoact.assembly import (
+    build_group,
+    build_task_toolbox,
+    group_role_names,
+    resolve_role_models,
+)
 from evaluation.runner import EvalOptions, evaluate
 from graph.context import Limits
 from serving.adapters import group_adapters

@@ -105,7 +105,7 @@ def run_one(setting: dict[str, Any], data: Path, base: Path, steps: int, seq_len
 
 
 def machine() -> str:
-    from training.lora import cpu_bf16_supported, cpu_threads
+    from core.hardware import cpu_bf16_supported, cpu_threads
     model = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
                   if line.startswith("model name")), platform.processor() or platform.machine())
     flags = set()

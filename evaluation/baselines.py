@@ -19,7 +19,7 @@ from typing import Any, Callable, Iterator, Mapping, Sequence
 from agents.base import FINISH, best
 from agents.llm import CompletionModel, generate_line
 from agents.parsing import clean_answer
-from autoact.errors import ConfigError
+from core.errors import ConfigError
 from graph.state import GroupState, Step, initial_state
 from tasks.base import Task
 

@@ -9,9 +9,9 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any, Iterable
 
-from autoact.errors import DataError
-from autoact.jsonl import read_appendable
-from autoact.locking import OutputLock
+from core.errors import DataError
+from core.jsonl import read_appendable
+from core.locking import OutputLock
 
 
 class ResultsFile:

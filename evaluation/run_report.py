@@ -26,8 +26,8 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from autoact.errors import AutoactError, DataError
-from autoact.jsonl import read_json
+from core.errors import AutoactError, DataError
+from core.jsonl import read_json
 from tasks import get_task
 from tasks.base import Task
 

@@ -19,8 +19,8 @@ from typing import Any, Callable, Sequence
 from tqdm import tqdm
 
 from agents.llm import TOKEN_USAGE
-from autoact import interrupt
-from autoact.errors import AutoactError, ConfigError
+from core import interrupt
+from core.errors import AutoactError, ConfigError
 from evaluation.diagnostics import episode_diagnostics, summarize_diagnostics
 from evaluation.results import ResultsFile
 from evaluation.trace import Tracer, trace_event

@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from typing import Any, Mapping, Sequence
 
 from agents.base import FINISH, REFLECT, EpisodeView, PlanAgent, ReflectAgent, ToolAgent
+from core.tokens import CHARS_PER_TOKEN
 from tasks.base import Task
 from tools.base import ToolSpec
 from tools.spec import FINISH_SPEC, REFLECT_SPEC
@@ -29,7 +30,7 @@ class Limits:
     max_steps: int = 10
     max_reflections: int = 1
     context_tokens: int = 2048  # halt before a prompt would exceed this (estimated)
-    chars_per_token: float = 3.5
+    chars_per_token: float = CHARS_PER_TOKEN
     answer_at_limit: bool = False  # the last steps must Finish (and leave room to reflect) instead of halting
 
     def must_finish(self, steps_taken: int, can_reflect: bool) -> bool:

@@ -8,6 +8,7 @@ from typing import Any
 from langgraph.runtime import Runtime
 
 from agents.base import FINISH, REFLECT
+from core.tokens import estimate_tokens
 from graph.context import GroupContext
 from graph.state import GroupState, Step
 from prompts.builder import PromptBuilder
@@ -21,7 +22,7 @@ def plan_node(state: GroupState, runtime: Runtime[GroupContext]) -> dict[str, An
     ctx = runtime.context
     view = ctx.view(state)
     prompt = PromptBuilder(ctx.budget_role, view.tools).thought(view.question, view.steps)
-    if len(prompt) / ctx.limits.chars_per_token > ctx.limits.context_tokens:
+    if estimate_tokens(prompt, ctx.limits.chars_per_token) > ctx.limits.context_tokens:
         return {"halted": True, "halt_reason": "context budget"}
     can_reflect = ctx.reflect is not None and state.get("reflections", 0) < ctx.limits.max_reflections
     if ctx.limits.must_finish(len(view.steps), can_reflect):

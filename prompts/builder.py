@@ -14,10 +14,9 @@ from functools import lru_cache
 from importlib import resources
 from typing import Mapping, Sequence
 
-from autoact.errors import ConfigError
+from core.errors import ConfigError
+from core.roles import PROMPT_ROLES
 from tools.base import ToolSpec
-
-ROLES = ("meta", "plan", "tool", "reflect")
 
 
 def prompts_version() -> str:
@@ -35,7 +34,7 @@ def load_template(name: str) -> string.Template:
     try:
         text = resources.files("prompts").joinpath(f"{name}.txt").read_text(encoding="utf-8")
     except FileNotFoundError:
-        raise ConfigError(f"no prompt template {name!r}; known: {', '.join(ROLES)}") from None
+        raise ConfigError(f"no prompt template {name!r}; known: {', '.join(PROMPT_ROLES)}") from None
     return string.Template(text.strip())
 
 

@@ -20,12 +20,12 @@ import shutil
 from pathlib import Path
 from typing import Mapping
 
-from autoact.errors import ConfigError
+from core.errors import ConfigError
+from core.roles import ADAPTER_NAMES
 from serving.model_store import ResolvedModel
 
-__all__ = ["ROLE_NAMES", "check_adapters", "group_adapters", "parse_adapter_specs", "prepare_adapters"]
+__all__ = ["check_adapters", "group_adapters", "parse_adapter_specs", "prepare_adapters"]
 
-ROLE_NAMES = ("plan", "tool", "reflect", "all")
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
 _WEIGHTS = ("adapter_model.safetensors", "adapter_model.bin")
 
@@ -53,9 +53,9 @@ def parse_adapter_specs(text: str) -> dict[str, Path]:
 def group_adapters(directory: Path) -> dict[str, Path]:
     """The role adapters (`plan`, `tool`, `reflect`, `all`) found in a `train --roles` output directory."""
     directory = Path(directory)
-    found = {name: directory / name for name in ROLE_NAMES if (directory / name / "adapter_config.json").is_file()}
+    found = {name: directory / name for name in ADAPTER_NAMES if (directory / name / "adapter_config.json").is_file()}
     if not found:
-        raise ConfigError(f"--group {directory}: no adapter in it (expected {', '.join(ROLE_NAMES)} "
+        raise ConfigError(f"--group {directory}: no adapter in it (expected {', '.join(ADAPTER_NAMES)} "
                           "subdirectories with adapter_config.json, as `autoact train --roles` writes)")
     return found
 

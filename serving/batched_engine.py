@@ -27,8 +27,8 @@ import queue
 import threading
 import time
 from collections import OrderedDict
-from contextlib import contextmanager
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -47,7 +47,9 @@ ERROR_INVALID_MODEL = 40301
 
 
 def _cpu_threads() -> int:
-    from training.lora import cpu_threads  # cores this process may use (affinity, cgroup quota)
+    from core.hardware import (
+        cpu_threads,  # cores this process may use (affinity, cgroup quota)
+    )
 
     return cpu_threads()
 
@@ -59,7 +61,7 @@ class EngineOverloaded(RuntimeError):
 def resolve_dtype(name: str) -> torch.dtype:
     """``auto`` (bf16 on CPUs with bf16 instructions, else fp32), ``bfloat16`` or ``float32``."""
     if name == "auto":
-        from training.lora import cpu_bf16_supported
+        from core.hardware import cpu_bf16_supported
 
         return torch.bfloat16 if cpu_bf16_supported() else torch.float32
     table = {"bfloat16": torch.bfloat16, "bf16": torch.bfloat16, "float32": torch.float32, "fp32": torch.float32}

@@ -25,10 +25,19 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-from fastapi import FastAPI, Request  # module level: FastAPI resolves the handlers' annotations here
+from fastapi import (  # module level: FastAPI resolves the handlers' annotations here
+    FastAPI,
+    Request,
+)
 from fastapi.responses import JSONResponse, StreamingResponse
 
-from serving.batched_engine import ERROR_INTERNAL, ERROR_INVALID_MODEL, ERROR_OVERLOADED, BatchedEngine, EngineOverloaded
+from serving.batched_engine import (
+    ERROR_INTERNAL,
+    ERROR_INVALID_MODEL,
+    ERROR_OVERLOADED,
+    BatchedEngine,
+    EngineOverloaded,
+)
 
 log = logging.getLogger("autoact.batched_worker")
 HEART_BEAT_S = 45  # FastChat's WORKER_HEART_BEAT_INTERVAL; the controller expires workers after 90 s

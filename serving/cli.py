@@ -15,7 +15,7 @@ from pathlib import Path
 from types import FrameType
 from typing import Any
 
-from autoact.errors import AutoactError
+from core.errors import AutoactError
 from serving.adapters import group_adapters, parse_adapter_specs
 from serving.launcher import ENGINES, FastChatStack
 from serving.model_store import resolve_model

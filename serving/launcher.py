@@ -34,7 +34,7 @@ from typing import IO, Any
 
 import httpx
 
-from autoact.errors import ConfigError, ServeError
+from core.errors import ConfigError, ServeError
 from serving.adapters import check_adapters, prepare_adapters
 from serving.model_store import ResolvedModel
 

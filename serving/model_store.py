@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from autoact.errors import ConfigError
+from core.errors import ConfigError
 from serving.worker_main import CHATML_TEMPLATE
 
 if TYPE_CHECKING:

@@ -79,7 +79,11 @@ def register_chatml_template(stop_token_ids: list[int] | None = None) -> None:
     Rendered prompt: ``<|im_start|>system\\n{system}<|im_end|>\\n<|im_start|>user\\n{text}``
     ``<|im_end|>\\n<|im_start|>assistant\\n`` — SmolLM2's own chat template.
     """
-    from fastchat.conversation import Conversation, SeparatorStyle, register_conv_template
+    from fastchat.conversation import (
+        Conversation,
+        SeparatorStyle,
+        register_conv_template,
+    )
 
     register_conv_template(
         Conversation(

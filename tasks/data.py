@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from autoact.errors import DataError
-from autoact.jsonl import iter_jsonl
+from core.errors import DataError
+from core.jsonl import iter_jsonl
 from tasks.base import Task
 
 

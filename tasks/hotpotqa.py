@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any, Mapping
 
-from evaluation.metrics import exact_match, f1_score
+from core.answers import exact_match, f1_score
 from tasks.base import Task, optional_fields
 
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from autoact.errors import ConfigError
+from core.errors import ConfigError
 from tasks.base import Task
 from tasks.hotpotqa import HotpotQA
 from tasks.scienceqa import ScienceQA

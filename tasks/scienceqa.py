@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any, Mapping
 
-from evaluation.metrics import choose_option, letter_index
+from core.answers import choose_option, letter_index
 from tasks.base import Task, optional_fields
 
 GRADE_BANDS = ((1, 4), (5, 8), (9, 12))

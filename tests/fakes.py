@@ -25,7 +25,7 @@ class ScriptedModel:
     def _tick(self, prompt: str) -> None:
         self.prompts.append(prompt)
         if self.fail_after is not None and len(self.prompts) > self.fail_after:
-            from autoact.errors import EndpointError
+            from core.errors import EndpointError
             raise EndpointError("scripted endpoint failure at http://fake/v1 for model 'scripted'")
 
     def generate(self, prompt: str, *, stop: Sequence[str], max_tokens: int) -> str:

@@ -10,7 +10,7 @@ import httpx
 import psutil
 import pytest
 
-from autoact.errors import ConfigError
+from core.errors import ConfigError
 from serving.adapters import group_adapters, parse_adapter_specs, prepare_adapters
 from serving.launcher import FastChatStack, free_port
 from serving.model_store import resolve_model

@@ -9,7 +9,7 @@ from agents.llm import EndpointConfig, EndpointModel, candidate_logprob
 from agents.plan import ModelPlanAgent
 from agents.reflect import ModelReflectAgent
 from agents.tool import ModelToolAgent
-from autoact.errors import EndpointError
+from core.errors import EndpointError
 from graph import AgentGroup, GroupContext
 from tasks import get_task
 from tests.fakes import ScriptedModel

@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from autoact.errors import ConfigError
+from core.errors import ConfigError
 from evaluation.baselines import build_baseline, majority_answer
 from evaluation.runner import EvalOptions, evaluate
 from tasks import get_task

@@ -18,7 +18,13 @@ from pathlib import Path
 import httpx
 import pytest
 
-from serving.batched_engine import BatchedEngine, EngineOverloaded, PrefixCache, _PrefixEntry, run_all
+from serving.batched_engine import (
+    BatchedEngine,
+    EngineOverloaded,
+    PrefixCache,
+    _PrefixEntry,
+    run_all,
+)
 from serving.launcher import FastChatStack, free_port
 from serving.model_store import resolve_model
 from tests.test_adapter_serving import PROMPTS, complete, make_adapter

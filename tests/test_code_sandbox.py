@@ -23,8 +23,15 @@ import psutil
 import pytest
 
 from tools.base import Tool, ToolContext
-from tools.code import (CODE_SPEC, Code, Sandbox, SandboxLimits, SandboxResult,
-                        render_observation, strip_fences)
+from tools.code import (
+    CODE_SPEC,
+    Code,
+    Sandbox,
+    SandboxLimits,
+    SandboxResult,
+    render_observation,
+    strip_fences,
+)
 
 REPO = Path(__file__).resolve().parents[1]
 WALL = 1.5

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from autoact.assembly import build_design
-from autoact.errors import ConfigError
+from core.errors import ConfigError
 from graph.context import Limits
 from tasks import get_task
 from tests.fakes import ScriptedModel

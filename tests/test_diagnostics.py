@@ -4,7 +4,11 @@ from __future__ import annotations
 
 import json
 
-from evaluation.diagnostics import episode_diagnostics, evidence_recall, summarize_diagnostics
+from evaluation.diagnostics import (
+    episode_diagnostics,
+    evidence_recall,
+    summarize_diagnostics,
+)
 from tasks import get_task
 
 HOTPOT = get_task("hotpotqa")

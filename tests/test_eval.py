@@ -36,7 +36,7 @@ def test_rows_and_summary(tmp_path):
 
 
 def test_endpoint_failure_is_recorded_and_batch_continues(tmp_path):
-    from autoact.errors import EndpointError
+    from core.errors import EndpointError
     calls = {"n": 0}
 
     def flaky_plan(view):

@@ -12,12 +12,24 @@ from langchain_core.tools import BaseTool, tool
 from langgraph.graph import END, START, MessagesState, StateGraph
 from langgraph.prebuilt import ToolNode
 
-from autoact.errors import ConfigError
+from core.errors import ConfigError
 from prompts.builder import PromptBuilder
-from tools import (Docstore, ToolContext, ToolResources, ToolSpec, as_langchain_tool,
-                   build_toolbox, builtin_spec, langchain_tools, load_tool_specs,
-                   register_function, register_langchain_tool, registered_names,
-                   save_tool_specs, unregister_tool)
+from tools import (
+    Docstore,
+    ToolContext,
+    ToolResources,
+    ToolSpec,
+    as_langchain_tool,
+    build_toolbox,
+    builtin_spec,
+    langchain_tools,
+    load_tool_specs,
+    register_function,
+    register_langchain_tool,
+    registered_names,
+    save_tool_specs,
+    unregister_tool,
+)
 from tools.calculator import Calculator
 from tools.spec import FINISH_SPEC
 

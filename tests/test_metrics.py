@@ -2,7 +2,7 @@
 
 import pytest
 
-from evaluation.metrics import choose_option, exact_match, f1_score, normalize_answer
+from core.answers import choose_option, exact_match, f1_score, normalize_answer
 
 
 def test_normalization():

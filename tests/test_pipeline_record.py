@@ -7,8 +7,14 @@ from pathlib import Path
 
 import pytest
 
-from autoact.errors import ConfigError
-from autoact.pipeline import PRESETS, PipelineConfig, RunRecord, StageError, run_pipeline
+from autoact.pipeline import (
+    PRESETS,
+    PipelineConfig,
+    RunRecord,
+    StageError,
+    run_pipeline,
+)
+from core.errors import ConfigError
 
 
 def record(tmp_path: Path, **overrides) -> RunRecord:
@@ -98,7 +104,7 @@ def test_missing_data_is_named_before_anything_starts(tmp_path):
 
 
 def test_a_failing_stage_stops_the_run_with_its_name_and_a_resume_hint(tmp_path, tiny_model_dir, monkeypatch):
-    from autoact.errors import ServeError
+    from core.errors import ServeError
     from serving.launcher import FastChatStack
     from tests.helpers import DATA
 

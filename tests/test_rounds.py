@@ -12,9 +12,9 @@ from pathlib import Path
 import pytest
 
 from autoact import rounds as rounds_module
-from autoact.errors import ConfigError
 from autoact.pipeline import PipelineConfig
 from autoact.rounds import RoundsConfig, run_rounds
+from core.errors import ConfigError
 
 SCORES = {1: 40.0, 2: 55.0, 3: 30.0, 4: 60.0}  # round 3 regresses
 

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from autoact.cli import main
-from autoact.errors import DataError
+from core.errors import DataError
 from evaluation import run_report
 from evaluation.run_report import write_report
 from tasks import get_task

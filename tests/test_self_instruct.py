@@ -9,16 +9,29 @@ from pathlib import Path
 
 import pytest
 
-from autoact.errors import ConfigError
+from core.errors import ConfigError
 from tasks import get_task
 from tests.fakes import ScriptedModel
 from tests.helpers import DATA
-from training.answer_scoring import choose_answer, extract_candidates, scoring_prompt, states_answer
+from training.answer_scoring import (
+    choose_answer,
+    extract_candidates,
+    scoring_prompt,
+    states_answer,
+)
 from training.dedup import DedupIndex
 from training.instruct_parsing import read_questions
 from training.self_instruct import (
-    SelfInstructConfig, SelfInstructError, build_prompt, find_groundings, page_kind, parse_hotpotqa_items,
-    parse_scienceqa_items, read_items, read_seeds, run_self_instruct,
+    SelfInstructConfig,
+    SelfInstructError,
+    build_prompt,
+    find_groundings,
+    page_kind,
+    parse_hotpotqa_items,
+    parse_scienceqa_items,
+    read_items,
+    read_seeds,
+    run_self_instruct,
 )
 
 HOTPOT_SEEDS = DATA / "hotpotqa" / "seeds.jsonl"

@@ -18,7 +18,7 @@ import httpx
 import psutil
 import pytest
 
-from autoact.errors import ConfigError, ServeError
+from core.errors import ConfigError, ServeError
 from serving import model_store, worker_main
 from serving.launcher import FastChatStack, free_port, port_in_use
 from serving.model_store import ResolvedModel, embedded_gguf_path, resolve_model

@@ -8,7 +8,7 @@ from agents.plan import ModelPlanAgent
 from agents.reflect import ModelReflectAgent
 from agents.tool import ModelToolAgent
 from autoact.assembly import RoleModels, build_group, resolve_role_models
-from autoact.errors import ConfigError
+from core.errors import ConfigError
 from graph import AgentGroup, GroupContext
 from tasks import get_task
 from tests.fakes import ScriptedModel

@@ -4,7 +4,7 @@ import json
 
 import pytest
 
-from autoact.errors import DataError
+from core.errors import DataError
 from tasks import get_task, read_rows
 from tests.helpers import DATA
 

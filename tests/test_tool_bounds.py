@@ -19,7 +19,14 @@ import pytest
 from tools import calculator
 from tools.base import ToolContext
 from tools.calculator import _BINARY, _FUNCTIONS, _UNARY
-from tools.code import Code, MiB, Sandbox, SandboxLimits, SandboxResult, render_observation
+from tools.code import (
+    Code,
+    MiB,
+    Sandbox,
+    SandboxLimits,
+    SandboxResult,
+    render_observation,
+)
 from tools.database import Database
 
 CTX = ToolContext(row={})

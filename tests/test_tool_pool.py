@@ -11,9 +11,16 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from autoact.errors import ConfigError
-from tools import (ToolContext, ToolResources, Toolbox, build_toolbox, builtin_spec,
-                   load_tool_specs, registered_names)
+from core.errors import ConfigError
+from tools import (
+    Toolbox,
+    ToolContext,
+    ToolResources,
+    build_toolbox,
+    builtin_spec,
+    load_tool_specs,
+    registered_names,
+)
 from tools.calculator import MAX_DIGITS, Calculator
 from tools.database import Database
 from tools.knowledge_graph import KnowledgeGraph

@@ -10,10 +10,23 @@ from typing import Any
 import pytest
 import wikipedia
 
-from autoact.errors import ConfigError, DataError
-from tools import (FINISH_SPEC, REFLECT_SPEC, Docstore, ToolContext, ToolResources, ToolSpec,
-                   Toolbox, WikipediaSource, build_toolbox, default_tool_specs, load_tool_specs,
-                   ocr_texts, save_tool_specs, split_sentences)
+from core.errors import ConfigError, DataError
+from tools import (
+    FINISH_SPEC,
+    REFLECT_SPEC,
+    Docstore,
+    Toolbox,
+    ToolContext,
+    ToolResources,
+    ToolSpec,
+    WikipediaSource,
+    build_toolbox,
+    default_tool_specs,
+    load_tool_specs,
+    ocr_texts,
+    save_tool_specs,
+    split_sentences,
+)
 from tools.toolbox import TRUNCATION_MARKER
 
 EASY = Path(__file__).resolve().parents[1].parent / "shared/data/hotpotqa/easy.jsonl"

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from autoact.errors import ConfigError, DataError
+from core.errors import ConfigError, DataError
 from training.lora import (
     DEEPSPEED_CONFIGS,
     TrainConfig,

@@ -6,16 +6,32 @@ from tools.database import Database
 from tools.docstore import Docstore
 from tools.image2text import Image2Text, ocr_texts
 from tools.knowledge_graph import KnowledgeGraph
-from tools.langchain_tools import (as_langchain_tool, langchain_tools, register_function,
-                                   register_langchain_tool)
+from tools.langchain_tools import (
+                                   as_langchain_tool,
+                                   langchain_tools,
+                                   register_function,
+                                   register_langchain_tool,
+)
 from tools.lookup import Lookup, set_lookup_source
 from tools.pages import Page, PageSource, Searcher, split_sentences
-from tools.registry import (GRAPH_ACTIONS, ToolResources, build_toolbox, builtin_spec,
-                            register_tool, registered_names, unregister_tool)
+from tools.registry import (
+                                   GRAPH_ACTIONS,
+                                   ToolResources,
+                                   build_toolbox,
+                                   builtin_spec,
+                                   register_tool,
+                                   registered_names,
+                                   unregister_tool,
+)
 from tools.retrieve import Retrieve
 from tools.search import Search
-from tools.spec import (FINISH_SPEC, REFLECT_SPEC, default_tool_specs, load_tool_specs,
-                        save_tool_specs)
+from tools.spec import (
+                                   FINISH_SPEC,
+                                   REFLECT_SPEC,
+                                   default_tool_specs,
+                                   load_tool_specs,
+                                   save_tool_specs,
+)
 from tools.table_verbalizer import TableVerbalizer
 from tools.text2image import Text2Image
 from tools.toolbox import Toolbox

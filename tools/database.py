@@ -10,7 +10,7 @@ from contextlib import closing
 from pathlib import Path
 from typing import Any, Sequence
 
-from autoact.errors import ConfigError
+from core.errors import ConfigError
 from tools.base import ToolContext, ToolSpec
 
 DATABASE_SPEC = ToolSpec(

@@ -10,7 +10,7 @@ from typing import Any, Iterable, Mapping, Sequence
 
 from rank_bm25 import BM25Okapi
 
-from autoact.errors import DataError
+from core.errors import DataError
 from tools.pages import Page
 
 _WORD = re.compile(r"\w+")

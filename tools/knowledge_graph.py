@@ -20,7 +20,7 @@ from rdflib import Graph, Literal, URIRef
 from rdflib.namespace import RDFS, SKOS
 from rdflib.term import Node
 
-from autoact.errors import ConfigError
+from core.errors import ConfigError
 from tools.base import ToolContext, ToolSpec
 
 KNOWLEDGE_GRAPH_SPEC = ToolSpec(

@@ -15,7 +15,7 @@ import inspect
 import json
 from typing import TYPE_CHECKING, Any, Callable, Mapping
 
-from autoact.errors import ConfigError
+from core.errors import ConfigError
 from tools.base import Tool, ToolContext, ToolSpec
 from tools.registry import register_tool
 from tools.toolbox import Toolbox

@@ -6,11 +6,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
-from autoact.errors import ConfigError
+from core.errors import ConfigError
 from tools.base import Tool, ToolSpec
 from tools.calculator import CALCULATOR_SPEC, Calculator
-from tools.database import DATABASE_SPEC, Database
 from tools.code import CODE_SPEC, Code
+from tools.database import DATABASE_SPEC, Database
 from tools.image2text import IMAGE2TEXT_SPEC, Image2Text
 from tools.knowledge_graph import KNOWLEDGE_GRAPH_SPEC, KnowledgeGraph
 from tools.lookup import LOOKUP_SPEC, Lookup

@@ -6,7 +6,7 @@ import json
 from pathlib import Path
 from typing import Iterable
 
-from autoact.errors import ConfigError
+from core.errors import ConfigError
 from tools.base import ToolSpec
 from tools.registry import GRAPH_ACTIONS, builtin_spec, registered_names
 

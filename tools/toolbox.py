@@ -5,7 +5,7 @@ from __future__ import annotations
 import copy
 from typing import Any, Iterable, Mapping
 
-from autoact.errors import ConfigError
+from core.errors import ConfigError
 from tools.base import Tool, ToolContext, ToolSpec
 
 TRUNCATION_MARKER = " ... [truncated]"

@@ -22,7 +22,7 @@ from typing import Literal, Sequence
 
 from agents.llm import CompletionModel
 from agents.spans import NUMBER, name_spans, number_spans, strip_title
-from evaluation.metrics import normalize_answer
+from core.answers import normalize_answer
 
 __all__ = ["ANSWER_CUE", "choose_answer", "extract_candidates", "scoring_prompt", "states_answer"]
 

@@ -7,10 +7,11 @@ import statistics
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
-from autoact.errors import DataError
-from autoact.jsonl import iter_jsonl, read_json
+from core.errors import DataError
+from core.jsonl import iter_jsonl, read_json
+from core.roles import ROLES
 from evaluation.results import keep_latest
-from training.differentiate import ROLES, Differentiated
+from training.differentiate import Differentiated
 
 
 def read_trajectories(path: Path) -> list[dict[str, Any]]:

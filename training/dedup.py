@@ -14,7 +14,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import Literal
 
-from evaluation.metrics import normalize_answer
+from core.answers import normalize_answer
 
 Verdict = Literal["duplicate", "near_duplicate"]
 

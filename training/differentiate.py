@@ -16,11 +16,11 @@ from dataclasses import dataclass, field
 from typing import Any, Iterable, Mapping, Sequence
 
 from agents.base import FINISH, REFLECT
+from core.roles import ROLES
 from graph.context import prompt_tools
 from prompts.builder import PromptBuilder
 from tools.base import ToolSpec
 
-ROLES = ("plan", "tool", "reflect")
 _TEXT_FIELDS = ("thought", "action", "argument", "observation")
 
 

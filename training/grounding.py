@@ -10,7 +10,7 @@ import re
 from dataclasses import dataclass
 from typing import Any, Literal, Mapping, Sequence
 
-from evaluation.metrics import normalize_answer
+from core.answers import normalize_answer
 
 
 @dataclass(frozen=True)

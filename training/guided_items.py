@@ -14,7 +14,7 @@ from __future__ import annotations
 from typing import Any
 
 from agents.llm import CompletionModel
-from evaluation.metrics import normalize_answer
+from core.answers import normalize_answer
 from training.answer_scoring import Norm
 from training.instruct_parsing import LETTERS, NO_IMG, is_empty, split_options
 

@@ -11,7 +11,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Any, Iterable, Sequence
 
-from evaluation.metrics import letter_index, normalize_answer
+from core.answers import letter_index, normalize_answer
 from tools.image2text import ocr_texts
 
 NO_IMG = "no img"

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any, Mapping, Sequence
 
-from evaluation.metrics import letter_index
+from core.answers import letter_index
 from prompts.builder import load_template
 from tools.image2text import ocr_texts
 from training.instruct_parsing import LETTERS, is_empty, question_stem

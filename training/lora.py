@@ -49,12 +49,13 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Sequence
 
-from autoact.errors import ConfigError, DataError
-from autoact.jsonl import read_appendable
-from autoact.versions import package_versions
+from core.errors import ConfigError, DataError
+from core.hardware import cpu_bf16_supported, cpu_threads
+from core.jsonl import read_appendable
+from core.versions import package_versions
 from training.sft_data import IGNORE_INDEX, PairCollator, encode_pair, load_pairs
 
-__all__ = ["DEEPSPEED_CONFIGS", "PRECISIONS", "TrainConfig", "TrainReport", "cpu_bf16_supported", "cpu_threads",
+__all__ = ["DEEPSPEED_CONFIGS", "PRECISIONS", "TrainConfig", "TrainReport",
            "last_checkpoint", "train_adapter"]
 
 DEEPSPEED_CONFIGS = Path(__file__).with_name("deepspeed")
@@ -177,41 +178,6 @@ def _data_stats(paths: Sequence[Path]) -> dict[str, Any]:
             except ValueError as err:
                 raise DataError(f"{stats}: not valid JSON ({err})") from err
     return {}
-
-
-def cpu_bf16_supported() -> bool:
-    """Whether this CPU computes bf16 natively: x86 AVX512-BF16 or AMX-BF16, or Arm's BF16 extension.
-
-    (Without it torch still runs bf16, emulated, and slower than fp32.)
-    """
-    import torch
-    probes = [getattr(torch.cpu, name, None) for name in ("_is_avx512_bf16_supported", "_is_amx_tile_supported")]
-    try:
-        if any(probe() for probe in probes if probe is not None):
-            return True
-    except RuntimeError:
-        pass
-    try:
-        flags = {flag for line in Path("/proc/cpuinfo").read_text().splitlines()
-                 if line.startswith(("flags", "Features")) for flag in line.split(":", 1)[-1].split()}
-    except OSError:
-        return False
-    return bool(flags & {"avx512_bf16", "amx_bf16", "bf16"})
-
-
-def cpu_threads() -> int:
-    """Cores this process may use: its CPU affinity, capped by a cgroup v2 CPU quota."""
-    try:
-        count = len(os.sched_getaffinity(0))
-    except AttributeError:  # not Linux
-        count = os.cpu_count() or 1
-    try:
-        quota, period = Path("/sys/fs/cgroup/cpu.max").read_text().split()[:2]
-        if quota != "max":
-            count = min(count, math.ceil(int(quota) / int(period)))
-    except (OSError, ValueError):
-        pass
-    return max(1, count)
 
 
 def _set_threads() -> int:

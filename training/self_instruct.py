@@ -36,21 +36,39 @@ from typing import Any, Mapping, Sequence
 from tqdm import tqdm
 
 from agents.llm import CompletionModel
-from autoact import interrupt
-from autoact.interrupt import WorkerPool
-from autoact.jsonl import iter_jsonl, read_appendable
-from autoact.locking import OutputLock
-from autoact.errors import AutoactError, ConfigError, DataError
-from evaluation.metrics import normalize_answer
+from core import interrupt
+from core.answers import normalize_answer
+from core.errors import AutoactError, ConfigError, DataError
+from core.interrupt import WorkerPool
+from core.jsonl import iter_jsonl, read_appendable
+from core.locking import OutputLock
 from tasks import get_task
 from tasks.base import Task
-from training.answer_scoring import choose_answer, extract_candidates, scoring_prompt, states_answer
+from training.answer_scoring import (
+    choose_answer,
+    extract_candidates,
+    scoring_prompt,
+    states_answer,
+)
 from training.dedup import DedupIndex
+from training.grounding import (
+    Grounding,
+    answer_supported,
+    find_groundings,
+    page_kind,
+    page_text,
+)
 from training.guided_items import guided_scienceqa_item
-from training.grounding import Grounding, answer_supported, find_groundings, page_kind, page_text
 from training.instruct_parsing import (
-    LETTERS, NO_IMG, answer_index, parse_hotpotqa_items, parse_scienceqa_items, question_stem, read_items,
-    read_questions, split_options,
+    LETTERS,
+    NO_IMG,
+    answer_index,
+    parse_hotpotqa_items,
+    parse_scienceqa_items,
+    question_stem,
+    read_items,
+    read_questions,
+    split_options,
 )
 from training.instruct_prompts import CUE, build_prompt, render_example
 

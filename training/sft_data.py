@@ -14,8 +14,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Sequence
 
-from autoact.errors import DataError
-from autoact.jsonl import iter_jsonl
+from core.errors import DataError
+from core.jsonl import iter_jsonl
 
 IGNORE_INDEX = -100
 

@@ -13,8 +13,8 @@ import time
 from pathlib import Path
 from typing import Any, Sequence
 
-from autoact.errors import DataError
-from autoact.jsonl import read_json
+from core.errors import DataError
+from core.jsonl import read_json
 from evaluation.runner import EvalOptions, evaluate
 from graph.group import AgentGroup
 from prompts.builder import prompts_version

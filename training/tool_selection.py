@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from typing import Sequence
 
 from agents.llm import CompletionModel
-from autoact.errors import AutoactError
+from core.errors import AutoactError
 from prompts.builder import load_template, render_tools
 from tools.base import ToolSpec
 

@@ -6,7 +6,7 @@ import json
 from pathlib import Path
 from typing import Any, Iterator
 
-from autoact.errors import DataError
+from core.errors import DataError
 
 
 def _decode(path: Path, lineno: int, raw: bytes) -> str:

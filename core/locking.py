@@ -17,7 +17,7 @@ import time
 from pathlib import Path
 from types import TracebackType
 
-from autoact.errors import ConfigError
+from core.errors import ConfigError
 
 
 class OutputLock:
