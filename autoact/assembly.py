@@ -1,21 +1,18 @@
-"""Assembling a runnable agent group from settings: tools for a task, models for each role."""
+"""Assembling a runnable agent from settings: tools for a task, served models for each role, the design."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any, Literal, Sequence
+from typing import Any, Literal, Mapping, Sequence
 
 from agents.base import AgentSettings
-from agents.llm import CompletionModel, EndpointConfig, EndpointModel, list_models
-from agents.plan import ModelPlanAgent
-from agents.reflect import ModelReflectAgent
-from agents.tool import ModelToolAgent
+from agents.llm import EndpointConfig, EndpointModel, list_models
 from core.errors import ConfigError, EndpointError
 from core.roles import ADAPTER_NAMES, ALL, ROLES
-from graph.context import GroupContext, Limits
-from graph.design_agent import DesignAgent
-from graph.group import AgentGroup
+from graph import designs
+from graph.context import Limits
+from graph.protocol import GraphAgent
 from tasks.base import Task
 from tools import (
     Docstore,
@@ -103,79 +100,29 @@ def default_model(served: Sequence[str], base_url: str) -> str:
     return bases[0]
 
 
-def build_group(task: Task, toolbox: Toolbox, roles: RoleModels, endpoint: EndpointConfig,
+def build_agent(design: str, task: Task, toolbox: Toolbox, roles: RoleModels | None, endpoint: EndpointConfig,
                 settings: AgentSettings | None = None, limits: Limits | None = None,
-                prompts: Literal["auto", "meta", "roles"] = "auto") -> AgentGroup:
-    """An AgentGroup whose roles are served models at one endpoint.
+                prompts: Literal["auto", "meta", "roles"] = "auto",
+                train_rows: Sequence[Mapping[str, Any]] | None = None) -> GraphAgent:
+    """The design `design` (graph.designs) with its roles played by served models at one endpoint.
 
-    Prompts: `meta` (one zero-shot instruction for every role, the Meta-Agent),
-    `roles` (each role its own instruction, as the trained agents see it);
-    `auto` picks `meta` when one model plays every role.
+    The group's roles each get a client of their own (token usage is counted per role); a
+    single-model design's one client is labelled with the design's name. `roles=None` only
+    for designs that need no model (`majority`).
     """
-    if prompts not in ("auto", "meta", "roles"):
-        raise ConfigError(f"prompts must be auto, meta or roles, not {prompts!r}")
-    style = ("meta" if roles.shared else "roles") if prompts == "auto" else prompts
-    settings = settings or AgentSettings()
+    entry = designs.design(design)
 
-    def model(name: str, label: str) -> EndpointModel:
-        return EndpointModel(EndpointConfig(**{**endpoint.__dict__, "model": name}), usage_label=label)
+    def client(name: str, label: str) -> EndpointModel:
+        return EndpointModel(replace(endpoint, model=name), usage_label=label)
 
-    def role(name: str) -> str:
-        return "meta" if style == "meta" else name
-
-    reflect = ModelReflectAgent(model(roles.reflect, "reflect"), role("reflect"), settings) if roles.reflect else None
-    context = GroupContext(
-        plan=ModelPlanAgent(model(roles.plan, "plan"), role("plan"), settings),
-        tool=ModelToolAgent(model(roles.tool, "tool"), role("tool"), settings),
-        reflect=reflect, toolbox=toolbox, task=task, limits=limits or Limits(), budget_role=role("plan"),
-    )
-    return AgentGroup(context)
-
-
-AGENT_DESIGNS = ("autoact", "cot", "react", "reflexion", "rewoo", "bolaa", "chameleon")
-
-
-def build_design(design: str, task: Task, toolbox: Toolbox, model: CompletionModel,
-                 limits: Limits | None = None, settings: AgentSettings | None = None, max_trials: int = 3) -> Any:
-    """A single-model baseline design on the runtime (`prompts/{design}_{task}.txt`).
-
-    - `cot` (chain of thought): one Thought, then Finish; no tools, at most one step.
-    - `react` (Yao et al., 2023): one agent writes thoughts and actions with a worked example in
-      its prompt; the task's tools; no reflection (the first Finish is final).
-    - `reflexion` (Shinn et al., 2023): ReAct trials; after a failed one (halted, or judged wrong by
-      the model itself) a one-line lesson is kept and shown in the next trial, up to `max_trials`.
-    - `rewoo` (Xu et al., 2023): the whole plan of tool calls first (`#E1 = Tool[...]`), then the calls
-      with earlier evidence substituted, then an answer from the evidence.
-    - `bolaa` (Liu et al., 2023): a controller routes each step to a labor agent per tool family,
-      which sees only its own tools.
-    - `chameleon` (Lu et al., 2023): a program of tool modules, composed first, run in order, then
-      an answer module.
-    """
-    if design not in AGENT_DESIGNS or design == "autoact":
-        raise ConfigError(f"build_design builds {', '.join(AGENT_DESIGNS[1:])}, not {design!r}")
-    settings = settings or AgentSettings()
-    limits = limits or Limits()
-    if design == "chameleon":
-        from graph.chameleon import ChameleonContext, build_chameleon_graph
-        return DesignAgent(ChameleonContext(model=model, toolbox=toolbox, task=task), build_chameleon_graph())
-    if design == "bolaa":
-        from graph.bolaa import BolaaContext, build_bolaa_graph
-        max_steps = (limits or Limits()).max_steps
-        return DesignAgent(BolaaContext(model=model, toolbox=toolbox, task=task, max_steps=max_steps),
-                           build_bolaa_graph(), recursion_limit=2 * max_steps + 6)
-    if design == "rewoo":
-        from graph.rewoo import ReWOOContext, build_rewoo_graph
-        return DesignAgent(ReWOOContext(model=model, toolbox=toolbox, task=task), build_rewoo_graph())
-    if design == "reflexion":
-        from graph.reflexion import ReflexionContext, build_reflexion_graph
-        actor = build_design("react", task, toolbox, model, limits, settings)
-        return DesignAgent(ReflexionContext(actor=actor, model=model, max_trials=max_trials), build_reflexion_graph(),
-                           recursion_limit=3 * max_trials + 4, start_extra={"lessons": [], "trial": 0})
-    role = f"{design}_{task.name}"
-    if design == "cot":
-        toolbox = build_toolbox([], ToolResources())  # Finish is the only action
-        settings = replace(settings, thought_tokens=max(settings.thought_tokens, 128))
-        limits = replace(limits, max_steps=1)
-    context = GroupContext(plan=ModelPlanAgent(model, role, settings), tool=ModelToolAgent(model, role, settings),
-                           reflect=None, toolbox=toolbox, task=task, limits=limits, budget_role=role)
-    return AgentGroup(context)
+    models: dict[str, Any] = {}
+    if entry.models == "roles":
+        assert roles is not None
+        models = {"plan": client(roles.plan, "plan"), "tool": client(roles.tool, "tool"),
+                  "reflect": client(roles.reflect, "reflect") if roles.reflect else None}
+    elif entry.models == "one":
+        assert roles is not None
+        models = {"plan": client(roles.plan, "" if entry.reference else design)}
+    inputs = designs.DesignInputs(task=task, toolbox=toolbox, settings=settings or AgentSettings(),
+                                  limits=limits or Limits(), prompts=prompts, train_rows=train_rows, **models)
+    return entry.build(inputs)

@@ -9,7 +9,9 @@ from typing import Any, Callable
 from rich.table import Table
 
 from agents.llm import DEFAULT_BASE_URL, EndpointConfig, EndpointModel
+from autoact.agent_options import add_group_options, agent_from_args
 from autoact.assembly import resolve_role_models
+from autoact.console import console, styled
 from autoact.options import (
     add_timeout_option,
     finite_float,
@@ -36,7 +38,6 @@ def meta_agent(args: argparse.Namespace, temperature: float = 0.0) -> EndpointMo
 
 def cmd_select_tools(args: argparse.Namespace) -> int:
     """The Meta-Agent chooses the task's tools from the pool; writes them as a tool list (DESIGN §2)."""
-    from autoact.cli import console, styled
     from tasks import TASKS, get_task
     from tools import (
         builtin_spec,
@@ -72,7 +73,6 @@ def cmd_select_tools(args: argparse.Namespace) -> int:
 
 def cmd_self_instruct(args: argparse.Namespace) -> int:
     """The Meta-Agent writes new task examples from the seeds (optionally grounded in a corpus)."""
-    from autoact.cli import console
     from tasks import get_task, read_rows
     from training.self_instruct import SelfInstructConfig, read_seeds, run_self_instruct
 
@@ -90,7 +90,6 @@ def cmd_self_instruct(args: argparse.Namespace) -> int:
 
 
 def cmd_synthesize(args: argparse.Namespace) -> int:
-    from autoact.cli import console, make_group
     from evaluation.report import summary_table
     from tasks import get_task, read_rows
     from training.synthesize import synthesize
@@ -102,11 +101,11 @@ def cmd_synthesize(args: argparse.Namespace) -> int:
         if args.model is None:
             args.model = resolve_role_models(args.base_url, args.api_key).plan
         args.plan_model = args.tool_model = args.reflect_model = None
-    group = make_group(args, task, corpus)
+    agent = agent_from_args(args, task, corpus)
     info = {"model": args.model, "group": args.group, "base_url": args.base_url, "questions": str(args.questions),
             "corpus": str(args.corpus) if args.corpus else None, "scored": not args.free_actions,
             "scored_arguments": args.scored_arguments, "answer_at_limit": args.answer_at_limit}
-    summary = synthesize(group, task, questions, out_file(args.out), args.concurrency, not args.no_progress, info)
+    summary = synthesize(agent, task, questions, out_file(args.out), args.concurrency, not args.no_progress, info)
     console.print(summary_table(summary, task.metrics, title=f"synthesis on {task.name} (success = reward 1)"))
     return 0
 
@@ -123,14 +122,11 @@ def _token_counter(spec: str) -> tuple[Callable[[str], int], str]:
 
 
 def cmd_differentiate(args: argparse.Namespace) -> int:
-    from prompts.builder import prompts_version
+    from autoact.stages import differentiate_file
     from tools import default_tool_specs, load_tool_specs
-    from training.dataset import read_trajectories, write_dataset
-    from training.differentiate import differentiate
     from training.synthesize import meta_path, read_meta
 
     path = Path(args.trajectories)
-    rows = read_trajectories(path)
     meta = read_meta(path)
     if args.tools:
         tools = load_tool_specs(args.tools)
@@ -144,12 +140,10 @@ def cmd_differentiate(args: argparse.Namespace) -> int:
     else:
         raise ConfigError(f"{meta_path(path)} is missing: pass --tools FILE or --task NAME to say which tools "
                           "the trajectories used")
-    data = differentiate(rows, tools, args.min_reward, args.max_trajectories, unfiltered=args.unfiltered)
     count, how = _token_counter(args.tokenizer)
-    source = {"trajectories": str(path), "synthesis": meta, "prompts_version": prompts_version(),
-              "min_reward": args.min_reward, "max_trajectories": args.max_trajectories,
-              "unfiltered": args.unfiltered, "token_counts": how}
-    stats = write_dataset(out_directory(args.out), data, len(rows), source, count)
+    stats = differentiate_file(path, out_directory(args.out), tools, min_reward=args.min_reward,
+                               max_trajectories=args.max_trajectories, unfiltered=args.unfiltered, count=count,
+                               count_name=how, source={"synthesis": meta})
     _print_stats(stats)
     return 0
 
@@ -168,7 +162,7 @@ def _train_config(args: argparse.Namespace) -> Any:
 
 def cmd_train(args: argparse.Namespace) -> int:
     """Train LoRA adapters: one file → one adapter, or `--roles` over a differentiated dataset directory."""
-    from autoact.cli import console, styled
+    from autoact.stages import role_files, train_roles
     from core.roles import ALL, ROLES
     from serving.model_store import resolve_model
     from training.lora import train_adapter
@@ -177,42 +171,46 @@ def cmd_train(args: argparse.Namespace) -> int:
     config.check()
     data, out = Path(args.data), out_directory(args.out)
     base = resolve_model(args.base).path
-    jobs: list[tuple[str, list[Path], Path]] = []
-    if args.roles is None:
-        if data.is_dir():
-            raise ConfigError(f"--data {data} is a directory: pass --roles plan,tool,reflect (or all) to train "
-                              "its role files, or name one file")
-        jobs.append((data.stem, [data], out))
-    else:
-        roles = [r.strip() for r in args.roles.split(",") if r.strip()]
-        unknown = [r for r in roles if r not in (*ROLES, ALL)]
-        if unknown or not roles:
-            raise ConfigError(f"--roles {args.roles}: choose among {', '.join(ROLES)} or all")
-        if not data.is_dir():
-            raise ConfigError(f"--data {data}: with --roles, give the dataset directory (plan.jsonl, ...)")
-        for role in roles:
-            files = [data / f"{r}.jsonl" for r in ROLES] if role == ALL else [data / f"{role}.jsonl"]
-            jobs.append((role, files, out / role))
     table = Table(title=f"LoRA adapters on {base.name}")
     for col in ("adapter", "pairs", "steps", "final loss", "seconds", "tokens/s", "where"):
         table.add_column(col, justify="right")
-    missing: list[str] = []
-    for name, files, target in jobs:
-        empty = [f for f in files if not f.is_file() or not f.read_bytes().strip()]
-        if args.roles is not None and len(empty) == len(files):
-            console.print(styled((f"skipping {name}:", "yellow"),
-                                 f" no training pairs in {', '.join(map(str, empty))}"))
-            missing.append(name)
-            continue
-        files = [f for f in files if f not in empty] if args.roles is not None else files
-        console.print(f"training {name} on {', '.join(map(str, files))} → {target}")
-        report = train_adapter(files, target, base, config, resume=args.resume, overwrite=args.overwrite,
-                               progress=not args.no_progress)
+
+    def show(name: str, target: Path, report: Any) -> None:
         loss = "—" if report.final_loss is None else f"{report.final_loss:.4f}"
         table.add_row(name, str(report.pairs), str(report.steps), loss,
                       "done before" if report.skipped else f"{report.train_seconds:.1f}",
                       "" if report.skipped else f"{report.tokens_per_second:.0f}", str(target))
+
+    def started(name: str, files: list[Path], target: Path) -> None:
+        console.print(f"training {name} on {', '.join(map(str, files))} → {target}")
+
+    if args.roles is None:
+        if data.is_dir():
+            raise ConfigError(f"--data {data} is a directory: pass --roles plan,tool,reflect (or all) to train "
+                              "its role files, or name one file")
+        started(data.stem, [data], out)
+        show(data.stem, out, train_adapter([data], out, base, config, resume=args.resume, overwrite=args.overwrite,
+                                           progress=not args.no_progress))
+        console.print(table)
+        return 0
+    roles = [r.strip() for r in args.roles.split(",") if r.strip()]
+    unknown = [r for r in roles if r not in (*ROLES, ALL)]
+    if unknown or not roles:
+        raise ConfigError(f"--roles {args.roles}: choose among {', '.join(ROLES)} or all")
+    if not data.is_dir():
+        raise ConfigError(f"--data {data}: with --roles, give the dataset directory (plan.jsonl, ...)")
+    for role in roles:
+        if not role_files(role, [data]):
+            names = [f"{r}.jsonl" for r in ROLES] if role == ALL else [f"{role}.jsonl"]
+            console.print(styled((f"skipping {role}:", "yellow"),
+                                 f" no training pairs in {', '.join(str(data / n) for n in names)}"))
+    reports = train_roles(roles, [data], out, base, config, resume=args.resume, overwrite=args.overwrite,
+                          progress=not args.no_progress, on_start=started)
+    for role, report in reports.items():
+        if report is not None:
+            show(role, out / role, report)
     console.print(table)
+    missing = [role for role, report in reports.items() if report is None]
     if missing:
         console.print(styled((f"no adapter for {', '.join(missing)}", "yellow"), ": serve the base model in that role"))
     return 0
@@ -220,8 +218,7 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 def cmd_pipeline(args: argparse.Namespace) -> int:
     """Every stage from seeds to an evaluated group (autoact.pipeline); rerun to resume."""
-    from autoact.cli import console, styled
-    from autoact.pipeline import PipelineConfig
+    from autoact.presets import PipelineConfig
     from autoact.rounds import RoundsConfig, run_rounds
 
     overrides = {k: v for k, v in (("n_questions", args.n_questions), ("epochs", args.epochs),
@@ -253,7 +250,6 @@ def cmd_pipeline(args: argparse.Namespace) -> int:
 
 
 def _print_stats(stats: dict[str, Any]) -> None:
-    from autoact.cli import console
     console.print(f"trajectories {stats['trajectories']}, kept {stats['kept']} "
                   f"({100 * stats['success_rate']:.1f}%), dropped {stats['dropped']}")
     table = Table(title="pairs per role")
@@ -267,7 +263,6 @@ def _print_stats(stats: dict[str, Any]) -> None:
 
 def cmd_inspect(args: argparse.Namespace) -> int:
     """Print a few kept trajectories and the dataset stats, for a person to judge quality."""
-    from autoact.cli import console, styled
     from training.dataset import read_dataset_stats, read_trajectories
 
     if args.dataset:
@@ -286,7 +281,6 @@ def cmd_inspect(args: argparse.Namespace) -> int:
 
 
 def add_training_parsers(sub: argparse._SubParsersAction) -> None:
-    from autoact.cli import add_group_options
     from training.tool_selection import FALLBACK_TOP_K
 
     non_negative = finite_float(0.0, inclusive=True)

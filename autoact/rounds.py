@@ -22,7 +22,8 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Callable
 
-from autoact.pipeline import PipelineConfig, run_pipeline, trained_roles
+from autoact.pipeline import run_pipeline, trained_roles
+from autoact.presets import PipelineConfig
 from core.errors import ConfigError
 from core.roles import ROLES
 

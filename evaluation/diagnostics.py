@@ -8,8 +8,9 @@ result row) and over a set of rows (`summarize_diagnostics`, in `summary.json`):
   supporting pages the episode retrieved, and whether it reached all of them. A
   page counts as retrieved when a `Retrieve` observation is that page's text
   (its first sentence appears in it), so a title spelled differently still counts;
-- valid-action rate: actions that named one of the episode's tools (or Finish, or
-  a Reflect verdict in its place) and ran, over all actions;
+- valid-action rate: actions whose step status (`graph.state.step_status`) is usable: they
+  named one of the episode's tools (or Finish with an answer, or a Reflect verdict in its
+  place), over all actions;
 - finish rate: episodes that proposed an answer (a Finish with an argument);
 - reflection outcome: of the reflections given, how many said right / wrong, and
   how many were correct (right on a correct answer, wrong on a wrong one;
@@ -23,9 +24,8 @@ from __future__ import annotations
 from typing import Any, Iterable, Mapping, Sequence
 
 from agents.base import FINISH, REFLECT
+from graph.state import UNUSABLE, step_status
 from tasks.base import Task
-
-_BAD_PLAN_OBSERVATIONS = ("Invalid action", "Reflect can only follow", "Finish needs an answer")
 
 
 def _norm(text: str) -> str:
@@ -50,24 +50,23 @@ def evidence_recall(row: Mapping[str, Any], transcript: Sequence[Mapping[str, An
     return len(reached) / len(pages), len(reached) == len(pages)
 
 
-def _valid(step: Mapping[str, Any], tools: set[str]) -> bool:
-    observation = str(step.get("observation", ""))
-    if step.get("node") == "reflect":
-        return step.get("argument") in ("right", "wrong")
-    return step.get("action") in tools | {FINISH} and not observation.startswith(_BAD_PLAN_OBSERVATIONS)
+def _valid(step: Mapping[str, Any], tools: set[str] | None = None) -> bool:
+    """A usable step (its status); with `tools`, a plan step must also name one of them or Finish."""
+    if step_status(step) in UNUSABLE:
+        return False
+    return tools is None or step.get("node") == "reflect" or step.get("action") in tools | {FINISH}
 
 
 def episode_diagnostics(task: Task, row: Mapping[str, Any], transcript: Sequence[Mapping[str, Any]],
-                        tools: Iterable[str]) -> dict[str, Any]:
-    """The diagnostics of one episode (added to its result row)."""
-    tools = set(tools)
+                        tools: Iterable[str] | None = None) -> dict[str, Any]:
+    """The diagnostics of one episode (added to its result row); `tools`: the episode's tool names."""
+    names = set(tools) if tools is not None else None
     # every step is one attempted action, including one that did not parse
-    out: dict[str, Any] = {"actions": len(transcript), "valid_actions": sum(_valid(s, tools) for s in transcript)}
+    out: dict[str, Any] = {"actions": len(transcript), "valid_actions": sum(_valid(s, names) for s in transcript)}
     proposed: str | None = None
     verdicts: list[dict[str, Any]] = []
     for step in transcript:
-        if step.get("action") == FINISH and str(step.get("argument", "")).strip() \
-                and not str(step.get("observation", "")).startswith(_BAD_PLAN_OBSERVATIONS):
+        if step.get("action") == FINISH and str(step.get("argument", "")).strip() and _valid(step):
             proposed = str(step["argument"])
         elif step.get("node") == "reflect" and step.get("action") == REFLECT and proposed is not None:
             verdict = step.get("argument")

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import time
-import traceback
 from concurrent.futures import Future, as_completed
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,11 +19,11 @@ from tqdm import tqdm
 
 from agents.llm import TOKEN_USAGE
 from core import interrupt
-from core.errors import AutoactError, ConfigError
+from core.errors import ConfigError
 from evaluation.diagnostics import episode_diagnostics, summarize_diagnostics
 from evaluation.results import ResultsFile
 from evaluation.trace import Tracer, trace_event
-from graph.group import AgentGroup, final_state
+from graph.protocol import Agent
 from tasks.base import Task
 
 
@@ -40,46 +39,39 @@ class EvalOptions:
     settings: dict[str, Any] | None = None  # how the agent was set up, copied into the summary
 
 
-def run_episode(group: AgentGroup, task: Task, row: dict[str, Any],
+def run_episode(agent: Agent, task: Task, row: dict[str, Any],
                 tracer: Tracer | None = None, episode: str | None = None) -> dict[str, Any]:
     """Answer one row; never raises: a failure is recorded in the row's `error`."""
     start = time.perf_counter()
     question, inputs = task.question_text(row), task.inputs(row)
-    updates: list[tuple[str, dict[str, Any]]] = []
-    error = None
     usage: dict[str, dict[str, int]] = {}
+    steps = 0
+
+    def on_update(node: str, update: dict[str, Any]) -> None:
+        nonlocal steps
+        steps += len(update.get("steps") or [])
+        if tracer is not None and (event := trace_event(node, update, steps + (node in ("plan", "tool")))):
+            tracer.emit(event, episode)
+
     usage_token = TOKEN_USAGE.set(usage)
     try:
-        steps = 0
-        for node, update in group.stream(question, inputs):
-            updates.append((node, update))
-            steps += len(update.get("steps") or [])
-            if tracer is not None and (event := trace_event(node, update, steps + (node in ("plan", "tool")))):
-                tracer.emit(event, episode)
-    except AutoactError as e:
-        error = str(e)
-    except Exception as e:  # a bug or an unexpected library error must not sink the batch
-        error = f"{type(e).__name__}: {e}\n{traceback.format_exc(limit=3)}"
+        result = agent.run(question, inputs, on_update)
     finally:
         TOKEN_USAGE.reset(usage_token)
-    state = final_state(updates, group.start(question, inputs))
-    prediction = state.get("answer") or state.get("proposed_answer") or ""
     has_gold = "answer" in row
-    scores = task.score(prediction, row) if has_gold else {}
-    transcript = state.get("steps") or []
-    tools = [spec.name for spec in group.context.toolbox.specs]
+    scores = task.score(result.answer, row) if has_gold else {}
+    transcript = result.steps
     return {
         "id": row["id"], "question": question, "gold": task.gold(row) if has_gold else None,
-        "prediction": prediction, **scores, "reward": scores.get(task.reward_metric), "group": task.group(row),
-        "steps": len(state.get("steps") or []), "halted": bool(state.get("halted")),
-        "halt_reason": state.get("halt_reason"), "error": error,
+        "prediction": result.answer, **scores, "reward": scores.get(task.reward_metric), "group": task.group(row),
+        "steps": len(transcript), "halted": result.halted, "halt_reason": result.halt_reason, "error": result.error,
         "seconds": round(time.perf_counter() - start, 2),
-        "diagnostics": episode_diagnostics(task, row, transcript, tools), "tokens": usage,
+        "diagnostics": episode_diagnostics(task, row, transcript, [t.name for t in agent.tools]), "tokens": usage,
         "transcript": transcript,
     }
 
 
-def evaluate(group: AgentGroup, task: Task, rows: Sequence[dict[str, Any]], options: EvalOptions,
+def evaluate(agent: Agent, task: Task, rows: Sequence[dict[str, Any]], options: EvalOptions,
              tracer: Tracer | None = None,
              on_row: Callable[[dict[str, Any]], None] | None = None) -> dict[str, Any]:
     """Evaluate `rows` (the first `limit`), appending to `out_dir/results.jsonl`; returns the summary.
@@ -110,10 +102,10 @@ def evaluate(group: AgentGroup, task: Task, rows: Sequence[dict[str, Any]], opti
             if options.concurrency <= 1:
                 for row in todo:
                     interrupt.check()
-                    record(run_episode(group, task, row, tracer))
+                    record(run_episode(agent, task, row, tracer))
             else:
                 with interrupt.WorkerPool(options.concurrency, "eval") as pool:
-                    futures = [pool.submit(run_episode, group, task, row, tracer, row["id"]) for row in todo]
+                    futures = [pool.submit(run_episode, agent, task, row, tracer, row["id"]) for row in todo]
                     for future in as_completed(futures):
                         record(future.result())
         except KeyboardInterrupt:

@@ -1,9 +1,10 @@
-"""The group-planning runtime as a LangGraph state machine."""
+"""The runtime: the agent protocol, the group-planning graph, and every design (`graph.designs`)."""
 
 from graph.builder import build_group_graph, group_state_graph
-from graph.context import GroupContext, Limits
+from graph.context import DesignContext, GroupContext, Limits
 from graph.group import AgentGroup
-from graph.state import GroupState, Step, initial_state
+from graph.protocol import Agent, Episode, GraphAgent
+from graph.state import EpisodeState, GroupState, Step, initial_state
 
-__all__ = ["AgentGroup", "GroupContext", "GroupState", "Limits", "Step", "build_group_graph",
-           "group_state_graph", "initial_state"]
+__all__ = ["Agent", "AgentGroup", "DesignContext", "Episode", "EpisodeState", "GraphAgent", "GroupContext",
+           "GroupState", "Limits", "Step", "build_group_graph", "group_state_graph", "initial_state"]

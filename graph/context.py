@@ -1,7 +1,8 @@
-"""Run-scoped dependencies of the graph: the agents bound to each role, the tools and the limits.
+"""Run-scoped dependencies of a design's graph: the tools, the task, the limits, and who acts.
 
-Passed to LangGraph as `context=` (its `context_schema`), so any role can be
-swapped per run without touching graph code.
+Passed to LangGraph as `context=` (its `context_schema`), so any role can be swapped per run
+without touching graph code. `DesignContext` is what every design has; `ModelDesignContext`
+adds the one model of a single-model design; `GroupContext` binds an agent to each role.
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ from dataclasses import dataclass, field
 from typing import Any, Mapping, Sequence
 
 from agents.base import FINISH, REFLECT, EpisodeView, PlanAgent, ReflectAgent, ToolAgent
+from agents.llm import CompletionModel
 from core.tokens import CHARS_PER_TOKEN
 from tasks.base import Task
 from tools.base import ToolSpec
@@ -42,16 +44,29 @@ class Limits:
         return 4 * self.max_steps + 8
 
 
-@dataclass
-class GroupContext:
+@dataclass(kw_only=True)
+class DesignContext:
+    """What every design's run context holds: the task's tools, the task, the limits of an episode."""
+
+    toolbox: Toolbox
+    task: Task | None = None
+    limits: Limits = field(default_factory=Limits)
+
+
+@dataclass(kw_only=True)
+class ModelDesignContext(DesignContext):
+    """A design where one model does everything (ReWOO, BOLAA, Chameleon, Reflexion's judge)."""
+
+    model: CompletionModel
+
+
+@dataclass(kw_only=True)
+class GroupContext(DesignContext):
     """Who plays each role in an episode. `reflect=None` removes reflection: the first Finish is final."""
 
     plan: PlanAgent
     tool: ToolAgent
-    toolbox: Toolbox
     reflect: ReflectAgent | None = None
-    task: Task | None = None
-    limits: Limits = field(default_factory=Limits)
     budget_role: str = "plan"  # whose prompt length the context budget is measured on
 
     def tool_specs(self) -> tuple[ToolSpec, ...]:
@@ -67,4 +82,4 @@ class GroupContext:
         )
 
 
-__all__ = ["GroupContext", "Limits", "FINISH", "REFLECT"]
+__all__ = ["DesignContext", "GroupContext", "Limits", "ModelDesignContext", "prompt_tools"]

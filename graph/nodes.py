@@ -48,22 +48,26 @@ def execute_node(state: GroupState, runtime: Runtime[GroupContext]) -> dict[str,
     step = Step(node="plan", thought=pending.get("thought", ""), action=action, argument=argument)
     update: dict[str, Any] = {"pending": None}
     if pending.get("error"):
-        step["observation"] = f"Invalid action: {pending['error']}"
+        step.update(observation=f"Invalid action: {pending['error']}", status="invalid_action")
     elif action == REFLECT:
-        step["observation"] = "Reflect can only follow a Finish; no answer has been proposed yet."
+        step.update(observation="Reflect can only follow a Finish; no answer has been proposed yet.",
+                    status="misplaced_reflect")
     elif action == FINISH:
         update.update(_finish(state, ctx, argument, step))
     else:
-        step["observation"], update["tool_memory"] = ctx.toolbox.run(
-            action, argument, state.get("inputs") or {}, dict(state.get("tool_memory") or {}))
+        call = ctx.toolbox.call(action, argument, state.get("inputs") or {}, dict(state.get("tool_memory") or {}))
+        step.update(observation=call.observation, status=call.status)
+        update["tool_memory"] = call.memory
     update["steps"] = [step]
     return update
 
 
 def _finish(state: GroupState, ctx: GroupContext, answer: str, step: Step) -> dict[str, Any]:
     if not answer.strip():
-        step["observation"] = "Finish needs an answer between the brackets, e.g. Finish[Paris]."
+        step.update(observation="Finish needs an answer between the brackets, e.g. Finish[Paris].",
+                    status="empty_finish")
         return {}
+    step["status"] = "ok"
     update: dict[str, Any] = {"proposed_answer": answer, "finishes": state.get("finishes", 0) + 1}
     if ctx.reflect is not None and state.get("reflections", 0) < ctx.limits.max_reflections:
         step["observation"] = f"Proposed answer: {answer}. Now reflect on whether it is right."
@@ -79,7 +83,8 @@ def reflect_node(state: GroupState, runtime: Runtime[GroupContext]) -> dict[str,
     ctx = runtime.context
     assert ctx.reflect is not None  # routing only comes here with a reflect agent
     decision = ctx.reflect(ctx.view(state))
-    step = Step(node="reflect", thought=decision.thought, action=REFLECT, argument=decision.verdict or "")
+    step = Step(node="reflect", thought=decision.thought, action=REFLECT, argument=decision.verdict or "",
+                status="ok" if decision.verdict in ("right", "wrong") else "invalid_reflection")
     update: dict[str, Any] = {"reflections": state.get("reflections", 0) + 1}
     if decision.verdict == "right":
         step["observation"] = f"The answer {state.get('proposed_answer')} is accepted."

@@ -1,9 +1,26 @@
-"""The typed state of one group-planning episode (DESIGN.md §1)."""
+"""The typed state of an episode (DESIGN.md §1): the fields every design shares, and the group's own.
+
+A finished step carries its `status`, set where its observation is made, so diagnostics and
+differentiation read whether it was usable instead of matching observation text.
+"""
 
 from __future__ import annotations
 
 import operator
-from typing import Annotated, Any, Literal, TypedDict
+from typing import Annotated, Any, Literal, Mapping, TypedDict
+
+StepStatus = Literal[
+    "ok",  # the action ran (a tool, a Finish with an answer, a verdict)
+    "tool_error",  # a known tool was called and failed; the action itself was well formed
+    "invalid_action",  # the plan's action could not be read
+    "misplaced_reflect",  # the plan chose Reflect with no answer proposed
+    "empty_finish",  # Finish without an answer
+    "unknown_tool",  # an action naming no tool of the episode (a written plan or program)
+    "invalid_reflection",  # the reflect agent's verdict could not be read
+]
+#: Statuses of steps whose action was not usable: they count against the valid-action rate.
+UNUSABLE: frozenset[str] = frozenset({"invalid_action", "misplaced_reflect", "empty_finish", "unknown_tool",
+                                      "invalid_reflection"})
 
 
 class Step(TypedDict, total=False):
@@ -14,6 +31,21 @@ class Step(TypedDict, total=False):
     action: str
     argument: str
     observation: str
+    status: StepStatus
+
+
+class EpisodeState(TypedDict, total=False):
+    """What every design's state holds; a design adds its own fields by subclassing."""
+
+    question: str
+    inputs: dict[str, Any]  # the task row as agents may see it (no gold answer)
+    steps: Annotated[list[Step], operator.add]
+    phase: str
+    proposed_answer: str | None
+    answer: str | None
+    halted: bool
+    halt_reason: str | None
+    tool_memory: dict[str, Any]
 
 
 class Pending(TypedDict, total=False):
@@ -25,19 +57,12 @@ class Pending(TypedDict, total=False):
     error: str | None
 
 
-class GroupState(TypedDict, total=False):
-    question: str
-    inputs: dict[str, Any]  # the task row as agents may see it (no gold answer)
-    steps: Annotated[list[Step], operator.add]
+class GroupState(EpisodeState, total=False):
+    """The group's episode: the step being built, and how often it finished and reflected."""
+
     pending: Pending | None
-    phase: Literal["plan", "reflect", "done"]
-    proposed_answer: str | None
-    answer: str | None
     finishes: int
     reflections: int
-    halted: bool
-    halt_reason: str | None
-    tool_memory: dict[str, Any]
 
 
 def initial_state(question: str, inputs: dict[str, Any] | None = None) -> GroupState:
@@ -45,3 +70,18 @@ def initial_state(question: str, inputs: dict[str, Any] | None = None) -> GroupS
     return GroupState(question=question, inputs=dict(inputs or {"question": question}), steps=[],
                       pending=None, phase="plan", proposed_answer=None, answer=None, finishes=0,
                       reflections=0, halted=False, halt_reason=None, tool_memory={})
+
+
+_LEGACY = (("Invalid action", "invalid_action"), ("Reflect can only follow", "misplaced_reflect"),
+           ("Finish needs an answer", "empty_finish"), ("There is no tool named", "unknown_tool"),
+           ("Invalid reflection", "invalid_reflection"))
+
+
+def step_status(step: Mapping[str, Any]) -> str:
+    """A step's status; steps recorded before steps carried one get it from their observation's wording."""
+    if step.get("status"):
+        return str(step["status"])
+    observation = str(step.get("observation") or "")
+    if step.get("node") == "reflect":
+        return "ok" if step.get("argument") in ("right", "wrong") else "invalid_reflection"
+    return next((status for prefix, status in _LEGACY if observation.startswith(prefix)), "ok")

@@ -21,3 +21,13 @@ ROWS = [
 def hotpot_toolbox(rows=ROWS):
     store = Docstore.from_rows(rows)
     return build_toolbox(default_tool_specs("hotpotqa"), ToolResources(pages=store, searcher=store))
+
+
+def build_on_model(name, task, toolbox, model, limits=None, settings=None, **extra):
+    """The registered design `name` with `model` in every role (graph.designs), as the CLI builds it."""
+    from agents.base import AgentSettings
+    from graph.context import Limits
+    from graph.designs import DesignInputs, build_design
+    inputs = DesignInputs(task=task, toolbox=toolbox, plan=model, limits=limits or Limits(),
+                          settings=settings or AgentSettings(), **extra)
+    return build_design(name, inputs)

@@ -141,7 +141,8 @@ def test_run_with_a_served_group_binds_each_role_to_its_adapter(adapter_stack, r
     import subprocess
     import sys
 
-    from autoact.cli import build_parser, make_group
+    from autoact.agent_options import agent_from_args
+    from autoact.cli import build_parser
     from tasks import get_task
     from tests.helpers import ROWS
 
@@ -151,7 +152,7 @@ def test_run_with_a_served_group_binds_each_role_to_its_adapter(adapter_stack, r
     argv = ["--task", "hotpotqa", "--base-url", adapter_stack.base_url, "--group", str(group_dir),
             "--max-steps", "2", "--data", str(data), "--id", "q1"]
     args = build_parser().parse_args(["run", *argv])
-    ctx = make_group(args, get_task("hotpotqa"), ROWS).context
+    ctx = agent_from_args(args, get_task("hotpotqa"), ROWS).context
     assert (ctx.plan.model.name, ctx.tool.model.name, ctx.reflect.model.name) == ROLES
     assert (ctx.plan.role, ctx.tool.role, ctx.reflect.role) == ROLES  # trained agents get their role prompts
     done = subprocess.run([sys.executable, "-m", "autoact", "run", *argv], capture_output=True, text=True,

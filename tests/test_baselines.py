@@ -1,4 +1,4 @@
-"""Baselines as eval modes (evaluation/baselines.py): constant and direct answers, same result format."""
+"""Reference answerers (graph/designs/baselines.py): constant and direct answers, same result format."""
 
 from __future__ import annotations
 
@@ -7,10 +7,11 @@ import json
 import pytest
 
 from core.errors import ConfigError
-from evaluation.baselines import build_baseline, majority_answer
 from evaluation.runner import EvalOptions, evaluate
+from graph.designs.baselines import majority_answer
 from tasks import get_task
 from tests.fakes import ScriptedModel
+from tests.helpers import build_on_model, hotpot_toolbox
 
 SQA = get_task("scienceqa")
 HOTPOT = get_task("hotpotqa")
@@ -33,7 +34,7 @@ def test_majority_counts_answer_letters_of_the_training_file():
 
 
 def test_majority_baseline_evaluates_like_a_group(tmp_path):
-    summary = evaluate(build_baseline("majority", SQA, train_rows=SQA_ROWS), SQA, SQA_ROWS,
+    summary = evaluate(build_on_model("majority", SQA, hotpot_toolbox(), None, train_rows=SQA_ROWS), SQA, SQA_ROWS,
                        EvalOptions(tmp_path, progress=False))
     assert summary["correct"] == round(100 * 2 / 3, 2) and summary["groups"]["grade1-4"]["correct"] == 100.0
     rows = [json.loads(line) for line in (tmp_path / "results.jsonl").read_text().splitlines()]
@@ -43,21 +44,21 @@ def test_majority_baseline_evaluates_like_a_group(tmp_path):
 
 def test_direct_baseline_scores_options_or_generates(tmp_path):
     model = ScriptedModel(prefer=["dolphin", "ice", "fern"])
-    summary = evaluate(build_baseline("direct", SQA, model), SQA, SQA_ROWS, EvalOptions(tmp_path, progress=False))
+    summary = evaluate(build_on_model("direct", SQA, hotpot_toolbox(), model), SQA, SQA_ROWS, EvalOptions(tmp_path, progress=False))
     assert summary["correct"] == round(100 * 2 / 3, 2)
     assert model.prompts[0].endswith("Question: Which is a mammal?\nAnswer:")
     assert "dolphin" not in model.prompts[0].split("Question:")[0]  # no option text leaks into the instruction
     model = ScriptedModel(generations=[" Fredville\n"])
     row = {"id": "h1", "question": "What is the capital of Freedonia?", "answer": "Fredville", "level": "easy"}
-    summary = evaluate(build_baseline("direct", HOTPOT, model), HOTPOT, [row], EvalOptions(tmp_path / "h", progress=False))
+    summary = evaluate(build_on_model("direct", HOTPOT, hotpot_toolbox(), model), HOTPOT, [row], EvalOptions(tmp_path / "h", progress=False))
     assert summary["em"] == 100.0
 
 
 def test_unknown_or_incomplete_baselines_are_refused():
-    with pytest.raises(ConfigError, match="unknown baseline"):
-        build_baseline("oracle", SQA)
+    with pytest.raises(ConfigError, match="unknown design 'oracle'"):
+        build_on_model("oracle", SQA, hotpot_toolbox(), None)
     with pytest.raises(ConfigError, match="needs a model"):
-        build_baseline("direct", SQA)
+        build_on_model("direct", SQA, hotpot_toolbox(), None)
 
 
 def test_eval_cli_runs_the_majority_baseline_without_a_server(tmp_path):

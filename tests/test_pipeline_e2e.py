@@ -126,7 +126,8 @@ def test_self_instruct_synthesize_differentiate_end_to_end(taught, tmp_path):
 
 @pytest.mark.skipif(not SEEDS.exists(), reason="shared seeds not present")
 def test_pipeline_runs_every_stage_and_resumes(taught, tmp_path):
-    from autoact.pipeline import PipelineConfig, run_pipeline
+    from autoact.pipeline import run_pipeline
+    from autoact.presets import PipelineConfig
 
     model_dir, corpus_file = taught
     workdir = tmp_path / "run"
@@ -162,7 +163,7 @@ def test_pipeline_runs_every_stage_and_resumes(taught, tmp_path):
 
 
 def test_two_rounds_the_second_synthesized_by_the_first_rounds_group(taught, tmp_path):
-    from autoact.pipeline import PipelineConfig
+    from autoact.presets import PipelineConfig
     from autoact.rounds import RoundsConfig, run_rounds
 
     model_dir, corpus_file = taught

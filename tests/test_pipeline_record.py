@@ -7,13 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from autoact.pipeline import (
-    PRESETS,
-    PipelineConfig,
-    RunRecord,
-    StageError,
-    run_pipeline,
-)
+from autoact.pipeline import run_pipeline
+from autoact.presets import PRESETS, PipelineConfig
+from autoact.run_record import RunRecord, StageError
 from core.errors import ConfigError
 
 

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from autoact import rounds as rounds_module
-from autoact.pipeline import PipelineConfig
+from autoact.presets import PipelineConfig
 from autoact.rounds import RoundsConfig, run_rounds
 from core.errors import ConfigError
 

@@ -9,7 +9,7 @@ import pytest
 
 from autoact.cli import main
 from core.errors import DataError
-from evaluation import run_report
+from evaluation import report_format, report_markdown
 from evaluation.run_report import write_report
 from tasks import get_task
 
@@ -211,10 +211,10 @@ def test_paper_reference_section(hotpot_run, monkeypatch):
     text = write_report([hotpot_run]).read_text()
     assert "Reference values from the AutoAct paper" in text and "arXiv 2401.05268" in text
     assert "much larger" in text
-    if not run_report.PAPER_REFERENCE.get("hotpotqa"):
+    if not report_markdown.PAPER_REFERENCE.get("hotpotqa"):
         assert "reference values were not available" in text
     # the rendering of a filled-in table (dummy values, for the test only)
-    monkeypatch.setattr(run_report, "PAPER_REFERENCE", {"hotpotqa": {
+    monkeypatch.setattr(report_markdown, "PAPER_REFERENCE", {"hotpotqa": {
         "source": "Table X (test)", "metric": "F1", "columns": ["easy", "overall"],
         "rows": [{"model": "dummy-model", "method": "dummy", "values": [1.0, 2.5]}]}})
     text = write_report([hotpot_run]).read_text()
@@ -236,7 +236,7 @@ def test_cli_report(hotpot_run, tmp_path, capsys):
 
 
 def test_durations_read_naturally():
-    assert [run_report.duration(s) for s in (None, 12.34, 59.96, 119.6, 3599.6, 3725)] == [
+    assert [report_format.duration(s) for s in (None, 12.34, 59.96, 119.6, 3599.6, 3725)] == [
         "—", "12.3 s", "1 min 00 s", "2 min 00 s", "1 h 00 min", "1 h 02 min"]
 
 

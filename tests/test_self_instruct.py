@@ -334,13 +334,24 @@ def test_concurrent_rounds_overlap_and_keep_the_file_in_order(tmp_path):
 
 
 def test_deterministic_given_seed(tmp_path):
-    prompts = []
-    for k in range(2):
+    """The seed alone fixes which examples each prompt shows and in what order: the same seed gives the
+    same prompts and file, another seed other prompts (same scripted rows, so the same file)."""
+    def run(k: int, seed: int) -> tuple[list[str], str]:
         model = ScriptedModel(generations=rounds([0, 1, 2], [3, 4], [5, 6], [7, 8, 9, 10, 11]))
-        run_self_instruct(model, "hotpotqa", HOTPOT_SEEDS, tmp_path / f"{k}.jsonl",
-                          SelfInstructConfig(n=12, seed=3), progress=False)
-        prompts.append(model.prompts)
-    assert prompts[0] == prompts[1]
+        out = tmp_path / f"{k}.jsonl"
+        run_self_instruct(model, "hotpotqa", HOTPOT_SEEDS, out, SelfInstructConfig(n=12, seed=seed),
+                          progress=False)
+        return model.prompts, out.read_text()
+
+    (first, file_a), (again, file_b), (other, file_c) = run(0, 3), run(1, 3), run(2, 4)
+    assert len(first) == 4 and first == again and file_a == file_b
+    assert other != first and all(p != q for p, q in zip(first, other))
+    # every prompt differs only in which examples it samples and their order, never in what it asks
+    counts = [p.count("Question:") for p in first]
+    assert [p.count("Question:") for p in other] == counts
+    assert [c - counts[0] for c in counts] == [0, 3, 3, 3]  # the seeds, then 3 sampled rows besides them
+    assert sorted(first[0].splitlines()) == sorted(other[0].splitlines())
+    assert file_c == file_a
 
 
 def test_scienceqa_run_writes_valid_rows(tmp_path):

@@ -7,7 +7,7 @@ from agents.llm import EndpointConfig
 from agents.plan import ModelPlanAgent
 from agents.reflect import ModelReflectAgent
 from agents.tool import ModelToolAgent
-from autoact.assembly import RoleModels, build_group, resolve_role_models
+from autoact.assembly import RoleModels, build_agent, resolve_role_models
 from core.errors import ConfigError
 from graph import AgentGroup, GroupContext
 from tasks import get_task
@@ -57,12 +57,12 @@ def test_removed_reflect_agent_ends_at_first_finish():
 def test_per_role_model_names_and_endpoint_binding_from_settings():
     roles = RoleModels(plan="plan", tool="tool", reflect="reflect")
     endpoint = EndpointConfig(base_url="http://10.0.0.5:8000/v1", api_key="k")
-    group = build_group(TASK, hotpot_toolbox(), roles, endpoint)
+    group = build_agent("autoact", TASK, hotpot_toolbox(), roles, endpoint)
     ctx = group.context
     assert (ctx.plan.model.name, ctx.tool.model.name, ctx.reflect.model.name) == ("plan", "tool", "reflect")
     assert ctx.plan.model.config.base_url == "http://10.0.0.5:8000/v1" and ctx.tool.model.config.api_key == "k"
     assert ctx.plan.role == "plan" and ctx.reflect.role == "reflect"  # distinct models: role prompts
-    shared = build_group(TASK, hotpot_toolbox(), RoleModels("base", "base", None), endpoint).context
+    shared = build_agent("autoact", TASK, hotpot_toolbox(), RoleModels("base", "base", None), endpoint).context
     assert shared.plan.role == "meta" and shared.reflect is None  # one model: the Meta-Agent
 
 
@@ -111,9 +111,10 @@ def test_default_model_is_the_served_base_model(tiny_stack):
 
 
 def test_fireact_puts_the_all_roles_adapter_in_every_role(served):
-    from autoact.cli import build_parser, make_group
+    from autoact.agent_options import agent_from_args
+    from autoact.cli import build_parser
     args = build_parser().parse_args(["eval", "--task", "hotpotqa", "--data", "x", "--out", "o", "--agent", "fireact",
                                       "--base-url", "http://unused/v1"])
-    ctx = make_group(args, TASK, ROWS).context
+    ctx = agent_from_args(args, TASK, ROWS).context
     assert (ctx.plan.model.name, ctx.tool.model.name, ctx.reflect.model.name) == ("all", "all", "all")
     assert (ctx.plan.role, ctx.tool.role, ctx.reflect.role) == ("plan", "tool", "reflect")

@@ -13,7 +13,8 @@ from PIL import Image
 
 from core.errors import ConfigError
 from tools import (
-    Toolbox,
+    Image2Text,
+    Lookup,
     ToolContext,
     ToolResources,
     build_toolbox,
@@ -383,7 +384,28 @@ def test_every_pool_tool_runs_in_one_toolbox(tmp_path: Path, city_db: Path, kg_t
     specs = [builtin_spec(n) for n in registered_names()
              if n not in ("Retrieve", "Search", "Code")]
     box = build_toolbox(specs, ToolResources(database=city_db, triples=kg_ttl, image_dir=tmp_path))
-    assert isinstance(box, Toolbox)
+    # one tool per spec, in the specs' order, each the registered class showing its registered spec
+    assert box.names == [s.name for s in specs] and len(box) == len(specs)
+    assert box.specs == specs
+    classes = {"Calculator": Calculator, "Database": Database, "Image2Text": Image2Text,
+               "KnowledgeGraph": KnowledgeGraph, "Lookup": Lookup, "TableVerbalizer": TableVerbalizer,
+               "Text2Image": Text2Image}
+    assert set(classes) <= set(box.names)
+    assert "Retrieve" not in box and "Search" not in box and "Code" not in box
+    for name, cls in classes.items():
+        assert type(box.get(name)) is cls and box.get(name).spec == builtin_spec(name)
+    # empty arguments are answered by the tool itself (not the toolbox's failure text), memory untouched
+    empty = {"Calculator": "Calculator error: the expression is empty.",
+             "Database": "Database needs a SQL query. Tables: city(name, country, population).",
+             "Image2Text": "There is no image for this question.",
+             "KnowledgeGraph": "KnowledgeGraph needs subject, relation, object",
+             "Lookup": "Lookup needs a keyword",
+             "TableVerbalizer": "TableVerbalizer needs a table.",
+             "Text2Image": "Text2Image needs some text to draw."}
     for name in box.names:
-        obs, _ = box.run(name, "")
-        assert isinstance(obs, str) and obs  # empty arguments are answered, never raised
+        obs, memory = box.run(name, "", memory={"k": 1})
+        assert obs and not obs.startswith((f"Tool {name} failed", "There is no tool named"))
+        assert memory == {"k": 1}
+        if name in empty:
+            assert obs.startswith(empty[name]), (name, obs)
+    assert not list(tmp_path.glob("*.png"))  # nothing was drawn for the empty Text2Image

@@ -1,14 +1,22 @@
-"""A task's set of tools behind one never-raising `run`."""
+"""A task's set of tools behind one never-raising `call`."""
 
 from __future__ import annotations
 
 import copy
-from typing import Any, Iterable, Mapping
+from typing import Any, Iterable, Literal, Mapping, NamedTuple
 
 from core.errors import ConfigError
 from tools.base import Tool, ToolContext, ToolSpec
 
 TRUNCATION_MARKER = " ... [truncated]"
+
+
+class ToolCall(NamedTuple):
+    """What one action gave: the observation, the tool memory after it, and the step status it earns."""
+
+    observation: str
+    memory: dict[str, Any]
+    status: Literal["ok", "unknown_tool", "tool_error"]
 
 
 class Toolbox:
@@ -48,20 +56,27 @@ class Toolbox:
     def __len__(self) -> int:
         return len(self._tools)
 
-    def run(self, name: str, argument: str, row: Mapping[str, Any] | None = None,
-            memory: Mapping[str, Any] | None = None) -> tuple[str, dict[str, Any]]:
-        """Run one action; returns `(observation, new memory)` and leaves `memory` untouched."""
+    def call(self, name: str, argument: str, row: Mapping[str, Any] | None = None,
+             memory: Mapping[str, Any] | None = None) -> ToolCall:
+        """Run one action; never raises, and leaves `memory` untouched (the new memory is returned)."""
         before: dict[str, Any] = copy.deepcopy(dict(memory or {}))
         tool = self._tools.get(name)
         if tool is None:
             valid = ", ".join(self._tools) or "none"
-            return self._clip(f"There is no tool named {name}; valid tools: {valid}."), before
+            return ToolCall(self._clip(f"There is no tool named {name}; valid tools: {valid}."), before,
+                            "unknown_tool")
         ctx = ToolContext(row=row or {}, memory=copy.deepcopy(before))
         try:
             observation = tool.run(argument, ctx)
         except Exception as err:  # a tool bug must not end the episode
-            return self._clip(f"Tool {name} failed: {type(err).__name__}: {err}"), before
-        return self._clip(str(observation)), ctx.memory
+            return ToolCall(self._clip(f"Tool {name} failed: {type(err).__name__}: {err}"), before, "tool_error")
+        return ToolCall(self._clip(str(observation)), ctx.memory, "ok")
+
+    def run(self, name: str, argument: str, row: Mapping[str, Any] | None = None,
+            memory: Mapping[str, Any] | None = None) -> tuple[str, dict[str, Any]]:
+        """`call` as `(observation, new memory)`."""
+        result = self.call(name, argument, row, memory)
+        return result.observation, result.memory
 
     def _clip(self, text: str) -> str:
         if self.single_line:

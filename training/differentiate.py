@@ -18,6 +18,7 @@ from typing import Any, Iterable, Mapping, Sequence
 from agents.base import FINISH, REFLECT
 from core.roles import ROLES
 from graph.context import prompt_tools
+from graph.state import step_status
 from prompts.builder import PromptBuilder
 from tools.base import ToolSpec
 
@@ -42,8 +43,8 @@ def trajectory_pairs(question: str, steps: Sequence[Mapping[str, Any]], tools: S
         before, thought, action, argument = list(steps[:i]), step["thought"], step["action"], step["argument"]
         meta = {"source": source, "step": i + 1}
         role = "reflect" if step.get("node") == "reflect" else "plan"
-        if role == "plan" and (not action or action == REFLECT or step["observation"].startswith("Invalid action")):
-            continue  # unusable steps teach nothing
+        if role == "plan" and (not action or step_status(step) in ("invalid_action", "misplaced_reflect")):
+            continue  # an unreadable action or a misplaced Reflect teaches nothing
         b = builders[role]
         if thought.strip():  # an empty thought is nothing to learn
             out[role].append({"prompt": b.thought(question, before), "completion": f" {thought}\n",

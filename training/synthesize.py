@@ -16,7 +16,7 @@ from typing import Any, Sequence
 from core.errors import DataError
 from core.jsonl import read_json
 from evaluation.runner import EvalOptions, evaluate
-from graph.group import AgentGroup
+from graph.protocol import GraphAgent
 from prompts.builder import prompts_version
 from tasks.base import Task
 
@@ -36,14 +36,13 @@ def read_meta(trajectories: Path) -> dict[str, Any]:
     return meta
 
 
-def synthesize(group: AgentGroup, task: Task, questions: Sequence[dict[str, Any]], out: Path,
+def synthesize(agent: GraphAgent, task: Task, questions: Sequence[dict[str, Any]], out: Path,
                concurrency: int = 1, progress: bool = True, run_info: dict[str, Any] | None = None) -> dict[str, Any]:
-    """Run every question through `group`, appending rows to `out`; returns the summary."""
+    """Run every question through `agent` (the runtime graph), appending rows to `out`; returns the summary."""
     out.parent.mkdir(parents=True, exist_ok=True)
-    ctx = group.context
     meta = {
-        "task": task.name, "tools": [s.to_json() for s in ctx.toolbox.specs], "prompts_version": prompts_version(),
-        "limits": ctx.limits.__dict__, "started": time.strftime("%Y-%m-%dT%H:%M:%S"), **(run_info or {}),
+        "task": task.name, "tools": [s.to_json() for s in agent.tools], "prompts_version": prompts_version(),
+        "limits": agent.context.limits.__dict__, "started": time.strftime("%Y-%m-%dT%H:%M:%S"), **(run_info or {}),
     }
     path = meta_path(out)
     if path.exists():  # a resumed run keeps its first record and notes the restart
@@ -51,4 +50,4 @@ def synthesize(group: AgentGroup, task: Task, questions: Sequence[dict[str, Any]
     path.write_text(json.dumps(meta, indent=2) + "\n", encoding="utf-8")
     options = EvalOptions(out.parent, concurrency=concurrency, progress=progress, results_file=out.name,
                           summary_file=out.stem + ".summary.json", label="synthesize")
-    return evaluate(group, task, questions, options)
+    return evaluate(agent, task, questions, options)

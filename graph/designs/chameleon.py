@@ -12,42 +12,30 @@
 
 from __future__ import annotations
 
-import operator
 import re
 from dataclasses import dataclass
-from typing import Annotated, Any, TypedDict
+from typing import Any
 
 from langgraph.graph import END, START, StateGraph
 from langgraph.graph.state import CompiledStateGraph
 from langgraph.runtime import Runtime
 
 from agents.base import FINISH
-from agents.llm import CompletionModel
 from agents.parsing import canonical_name, clean_argument
-from graph.context import prompt_tools
-from graph.design_agent import final_answer
-from graph.state import Step
+from graph.context import ModelDesignContext, prompt_tools
+from graph.designs.closing import final_answer
+from graph.designs.inputs import DesignInputs
+from graph.protocol import GraphAgent
+from graph.state import EpisodeState, Step
 from prompts.builder import PromptBuilder, render_transcript
-from tasks.base import Task
-from tools.toolbox import Toolbox
 
 
-class ChameleonState(TypedDict, total=False):
-    question: str
-    inputs: dict[str, Any]
-    steps: Annotated[list[Step], operator.add]
-    program: list[str]
-    tool_memory: dict[str, Any]
-    answer: str | None
-    proposed_answer: str | None
-    phase: str
+class ChameleonState(EpisodeState, total=False):
+    program: list[str]  # the tool modules to run, in order
 
 
-@dataclass
-class ChameleonContext:
-    model: CompletionModel
-    toolbox: Toolbox
-    task: Task
+@dataclass(kw_only=True)
+class ChameleonContext(ModelDesignContext):
     max_modules: int = 5
     program_tokens: int = 32
     argument_tokens: int = 32
@@ -83,9 +71,10 @@ def executor_node(state: ChameleonState, runtime: Runtime[ChameleonContext]) -> 
         cue = (f"Run the module {module} for the question below; write only its input.\n\n"
                f"Question: {state['question']}\n" + (f"{done}\n" if done else "") + f"Input to {module}: {module}[")
         argument = clean_argument(ctx.model.generate(cue, stop=["]", "\n"], max_tokens=ctx.argument_tokens))
-        observation, memory = ctx.toolbox.run(module, argument, state.get("inputs") or {}, memory)
+        call = ctx.toolbox.call(module, argument, state.get("inputs") or {}, memory)
+        memory = call.memory
         steps.append(Step(node="plan", thought=f"(program module {len(steps) + 1}: {module})", action=module,
-                          argument=argument, observation=observation))
+                          argument=argument, observation=call.observation, status=call.status))
     return {"steps": steps, "tool_memory": memory}
 
 
@@ -108,3 +97,8 @@ def build_chameleon_graph(checkpointer: Any = None) -> CompiledStateGraph:
     g.add_edge("executor", "answerer")
     g.add_edge("answerer", END)
     return g.compile(checkpointer=checkpointer, name="chameleon")
+
+
+def build_chameleon(inputs: DesignInputs) -> GraphAgent:
+    context = ChameleonContext(model=inputs.model(), toolbox=inputs.toolbox, task=inputs.task, limits=inputs.limits)
+    return GraphAgent("chameleon", build_chameleon_graph(), context)

@@ -13,22 +13,22 @@ Steps read as the group's: the labor agent's name prefixes its thought.
 
 from __future__ import annotations
 
-import operator
 from dataclasses import dataclass, field
-from typing import Annotated, Any, Literal, TypedDict
+from typing import Any, Literal
 
 from langgraph.graph import END, START, StateGraph
 from langgraph.graph.state import CompiledStateGraph
 from langgraph.runtime import Runtime
 
 from agents.base import FINISH, best
-from agents.llm import CompletionModel, generate_line
+from agents.llm import generate_line
 from agents.parsing import clean_argument, clean_thought
-from graph.design_agent import final_answer
-from graph.state import Step
+from graph.context import ModelDesignContext
+from graph.designs.closing import final_answer
+from graph.designs.inputs import DesignInputs
+from graph.protocol import GraphAgent
+from graph.state import EpisodeState, Step
 from prompts.builder import load_template, render_tools, render_transcript
-from tasks.base import Task
-from tools.toolbox import Toolbox
 
 FAMILIES: dict[str, tuple[str, ...]] = {
     "search": ("Retrieve", "Lookup", "Search"),
@@ -38,25 +38,12 @@ FAMILIES: dict[str, tuple[str, ...]] = {
 }
 
 
-class BolaaState(TypedDict, total=False):
-    question: str
-    inputs: dict[str, Any]
-    steps: Annotated[list[Step], operator.add]
-    next: str
-    tool_memory: dict[str, Any]
-    answer: str | None
-    proposed_answer: str | None
-    halted: bool
-    halt_reason: str | None
-    phase: str
+class BolaaState(EpisodeState, total=False):
+    next: str  # the labor agent the controller chose, Finish, or halt
 
 
-@dataclass
-class BolaaContext:
-    model: CompletionModel
-    toolbox: Toolbox
-    task: Task
-    max_steps: int = 10
+@dataclass(kw_only=True)
+class BolaaContext(ModelDesignContext):
     thought_tokens: int = 64
     argument_tokens: int = 32
     labor: dict[str, tuple[str, ...]] = field(init=False)
@@ -77,7 +64,7 @@ def _context(ctx: BolaaContext, state: BolaaState) -> str:
 
 def controller_node(state: BolaaState, runtime: Runtime[BolaaContext]) -> dict[str, Any]:
     ctx = runtime.context
-    if len(state.get("steps") or []) >= ctx.max_steps:
+    if len(state.get("steps") or []) >= ctx.limits.max_steps:
         return {"next": "halt"}
     agents = "\n".join(f"- {family}: uses {', '.join(tools)}" for family, tools in ctx.labor.items())
     prompt = load_template("bolaa_controller").substitute(agents=agents) + f"\n\n{_context(ctx, state)}Next:"
@@ -98,10 +85,10 @@ def labor_node(state: BolaaState, runtime: Runtime[BolaaContext]) -> dict[str, A
     names = [s.name for s in specs]
     action = names[0] if len(names) == 1 else best(dict(zip(names, ctx.model.score(cue, [f" {x}" for x in names]))))
     argument = clean_argument(ctx.model.generate(f"{cue} {action}[", stop=["]", "\n"], max_tokens=ctx.argument_tokens))
-    observation, memory = ctx.toolbox.run(action, argument, state.get("inputs") or {}, state.get("tool_memory") or {})
+    call = ctx.toolbox.call(action, argument, state.get("inputs") or {}, state.get("tool_memory") or {})
     step = Step(node="plan", thought=f"({family} agent) {thought}", action=action, argument=argument,
-                observation=observation)
-    return {"steps": [step], "tool_memory": memory}
+                observation=call.observation, status=call.status)
+    return {"steps": [step], "tool_memory": call.memory}
 
 
 def answer_node(state: BolaaState, runtime: Runtime[BolaaContext]) -> dict[str, Any]:
@@ -134,3 +121,8 @@ def build_bolaa_graph(checkpointer: Any = None) -> CompiledStateGraph:
     g.add_edge("answer", END)
     g.add_edge("halt", END)
     return g.compile(checkpointer=checkpointer, name="bolaa")
+
+
+def build_bolaa(inputs: DesignInputs) -> GraphAgent:
+    context = BolaaContext(model=inputs.model(), toolbox=inputs.toolbox, task=inputs.task, limits=inputs.limits)
+    return GraphAgent("bolaa", build_bolaa_graph(), context, recursion_limit=2 * inputs.limits.max_steps + 6)

@@ -18,46 +18,38 @@ results and diagnostics read as for the group. The answer is the last trial's.
 
 from __future__ import annotations
 
-import operator
 from dataclasses import dataclass
-from typing import Annotated, Any, Literal, TypedDict
+from typing import Any, Literal
 
 from langgraph.graph import END, START, StateGraph
 from langgraph.graph.state import CompiledStateGraph
 from langgraph.runtime import Runtime
 
 from agents.base import REFLECT
-from agents.llm import CompletionModel, generate_line
+from agents.llm import generate_line
 from agents.parsing import clean_thought
+from graph.context import ModelDesignContext
+from graph.designs.acting import build_single_agent
+from graph.designs.inputs import DesignInputs
 from graph.group import AgentGroup
-from graph.state import Step
+from graph.protocol import GraphAgent
+from graph.state import EpisodeState, Step
 from prompts.builder import load_template, render_transcript
 
 
-class ReflexionState(TypedDict, total=False):
-    question: str
-    inputs: dict[str, Any]
-    steps: Annotated[list[Step], operator.add]
+class ReflexionState(EpisodeState, total=False):
     lessons: list[str]
     trial: int
-    proposed_answer: str | None
-    answer: str | None
     trial_failed: bool
-    halted: bool
-    halt_reason: str | None
-    phase: str
 
 
-@dataclass
-class ReflexionContext:
-    actor: AgentGroup  # the inner ReAct agent
-    model: CompletionModel  # judges answers and writes lessons
+@dataclass(kw_only=True)
+class ReflexionContext(ModelDesignContext):
+    """`model` judges answers and writes lessons; `actor` (the inner ReAct agent) makes the trials."""
+
+    actor: AgentGroup
     max_trials: int = 3
     lesson_tokens: int = 48
-
-    @property
-    def toolbox(self) -> Any:
-        return self.actor.context.toolbox
 
 
 def with_lessons(question: str, lessons: list[str]) -> str:
@@ -87,7 +79,7 @@ def judge_node(state: ReflexionState, runtime: Runtime[ReflexionContext]) -> dic
         verdict = "right" if right >= wrong else "wrong"
         thought = f"Judged the answer {answer} {verdict}."
     step = Step(node="reflect", thought=thought, action=REFLECT, argument=verdict,
-                observation=f"Trial {state.get('trial', 1)} judged {verdict}.")
+                observation=f"Trial {state.get('trial', 1)} judged {verdict}.", status="ok")
     done = verdict == "right" or state.get("trial", 1) >= ctx.max_trials
     return {"steps": [step], "phase": "done" if done else "lesson",
             "answer": (answer or "") if done else None, "trial_failed": verdict == "wrong"}
@@ -117,3 +109,11 @@ def build_reflexion_graph(checkpointer: Any = None) -> CompiledStateGraph:
     g.add_conditional_edges("judge", after_judge, {"lesson": "lesson", "end": END})
     g.add_edge("lesson", "trial")
     return g.compile(checkpointer=checkpointer, name="reflexion")
+
+
+def build_reflexion(inputs: DesignInputs) -> GraphAgent:
+    actor = build_single_agent(inputs, "react")
+    context = ReflexionContext(model=inputs.model(), toolbox=actor.context.toolbox, task=inputs.task,
+                               limits=inputs.limits, actor=actor, max_trials=inputs.max_trials)
+    return GraphAgent("reflexion", build_reflexion_graph(), context, recursion_limit=3 * inputs.max_trials + 4,
+                      start_extra={"lessons": [], "trial": 0})

@@ -16,44 +16,33 @@ observation), then a Finish step, so results read as for the group.
 
 from __future__ import annotations
 
-import operator
 import re
 from dataclasses import dataclass
-from typing import Annotated, Any, Mapping, TypedDict
+from typing import Any, Mapping
 
 from langgraph.graph import END, START, StateGraph
 from langgraph.graph.state import CompiledStateGraph
 from langgraph.runtime import Runtime
 
-from agents.llm import CompletionModel
 from agents.parsing import clean_argument
-from graph.design_agent import final_answer
-from graph.state import Step
+from graph.context import ModelDesignContext, prompt_tools
+from graph.designs.closing import final_answer
+from graph.designs.inputs import DesignInputs
+from graph.protocol import GraphAgent
+from graph.state import EpisodeState, Step
 from prompts.builder import PromptBuilder
-from tasks.base import Task
-from tools.toolbox import Toolbox
 
 _CALL = re.compile(r"#E(\d+)\s*=\s*([A-Za-z][A-Za-z0-9]*)\s*\[([^\]\n]*)\]?")
 _VARIABLE = re.compile(r"#E(\d+)")
 
 
-class ReWOOState(TypedDict, total=False):
-    question: str
-    inputs: dict[str, Any]
-    steps: Annotated[list[Step], operator.add]
+class ReWOOState(EpisodeState, total=False):
     plan: list[dict[str, str]]  # {"variable", "action", "argument", "line"}
     evidence: dict[str, str]
-    answer: str | None
-    proposed_answer: str | None
-    halted: bool
-    phase: str
 
 
-@dataclass
-class ReWOOContext:
-    model: CompletionModel
-    toolbox: Toolbox
-    task: Task
+@dataclass(kw_only=True)
+class ReWOOContext(ModelDesignContext):
     max_calls: int = 6
     plan_tokens: int = 160
     evidence_chars: int = 200  # how much of an evidence text replaces its variable in a later argument
@@ -80,7 +69,6 @@ def substitute(argument: str, evidence: Mapping[str, str], limit: int) -> str:
 
 
 def _builder(ctx: ReWOOContext) -> PromptBuilder:
-    from graph.context import prompt_tools
     return PromptBuilder(f"rewoo_{ctx.task.name}", prompt_tools(ctx.toolbox.specs))
 
 
@@ -98,10 +86,11 @@ def worker_node(state: ReWOOState, runtime: Runtime[ReWOOContext]) -> dict[str, 
     memory: dict[str, Any] = {}
     for call in state.get("plan") or []:
         argument = clean_argument(substitute(call["argument"], evidence, ctx.evidence_chars))
-        observation, memory = ctx.toolbox.run(call["action"], argument, state.get("inputs") or {}, memory)
-        evidence[call["variable"]] = observation
+        result = ctx.toolbox.call(call["action"], argument, state.get("inputs") or {}, memory)
+        memory = result.memory
+        evidence[call["variable"]] = result.observation
         steps.append(Step(node="plan", thought=call["line"], action=call["action"], argument=argument,
-                          observation=observation))
+                          observation=result.observation, status=result.status))
     return {"evidence": evidence, "steps": steps}
 
 
@@ -126,3 +115,8 @@ def build_rewoo_graph(checkpointer: Any = None) -> CompiledStateGraph:
     g.add_edge("worker", "solver")
     g.add_edge("solver", END)
     return g.compile(checkpointer=checkpointer, name="rewoo")
+
+
+def build_rewoo(inputs: DesignInputs) -> GraphAgent:
+    context = ReWOOContext(model=inputs.model(), toolbox=inputs.toolbox, task=inputs.task, limits=inputs.limits)
+    return GraphAgent("rewoo", build_rewoo_graph(), context)

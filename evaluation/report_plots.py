@@ -1,0 +1,136 @@
+"""The run report's figures, drawn with matplotlib's Agg canvas: scores per evaluation, time per
+stage, and behaviour (valid actions, evidence recall, finished) per evaluation."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+from evaluation.report_format import (
+    duration,
+    labelled_evaluations,
+    metric_title,
+    percent,
+    sorted_groups,
+)
+from evaluation.run_loading import Run
+
+
+def new_figure(width: float, height: float):
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(width, height), dpi=100)
+    FigureCanvasAgg(fig)  # render with Agg, whatever pyplot's backend is
+    return fig
+
+
+def plot_scores(runs: Sequence[Run], path: Path) -> Path | None:
+    """Grouped bars: each evaluation's main metric overall (and per group when there are several).
+
+    One panel per task. Returns None, writing nothing, when no evaluation has a summary.
+    """
+    panels = []
+    for task_name in dict.fromkeys(r.task.name for r in runs):
+        task_runs = [r for r in runs if r.task.name == task_name]
+        bars = [(f"{r.title} / {e.label}" if len(runs) > 1 else e.label, e.summary)
+                for r in task_runs for e in r.evaluations if e.summary is not None]
+        if bars:
+            groups = sorted_groups([e for r in task_runs for e in r.evaluations])
+            panels.append((task_runs[0].task, bars, (groups + ["overall"]) if len(groups) > 1 else ["overall"]))
+    if not panels:
+        return None
+    width = max(6.0, max(len(cats) * (0.9 + 0.35 * len(bars)) for _, bars, cats in panels))
+    fig = new_figure(width, 3.6 * len(panels) + 0.6)
+    for i, (task, bars, categories) in enumerate(panels):
+        ax = fig.add_subplot(len(panels), 1, i + 1)
+        metric = task.reward_metric
+        step = 0.8 / len(bars)
+        for j, (label, summary) in enumerate(bars):
+            # a group this evaluation has no questions of gets no bar (NaN), not a misleading zero
+            values = [summary.get(metric) if cat == "overall"
+                      else ((summary.get("groups") or {}).get(cat) or {}).get(metric) for cat in categories]
+            heights = [float("nan") if v is None else float(v) for v in values]
+            xs = [k - 0.4 + step * (j + 0.5) for k in range(len(categories))]
+            container = ax.bar(xs, heights, width=step * 0.95, label=label)
+            ax.bar_label(container, labels=["" if v is None else percent(v) for v in values], fontsize=7, padding=1)
+        ax.set_xticks(range(len(categories)))
+        ax.set_xticklabels(categories)
+        ax.set_ylim(0, 105)
+        ax.set_ylabel(f"{metric_title(metric)} (%)")
+        ax.set_title(f"{task.name}: {metric_title(metric)} per evaluation")
+        ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.0, 1.0))
+        ax.grid(axis="y", alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(path, format="png")
+    return path
+
+
+def plot_stage_times(runs: Sequence[Run], path: Path) -> Path | None:
+    """Horizontal bars of each stage's seconds, the runs side by side; None when no stage has a time."""
+    stages = list(dict.fromkeys(str(s["name"]) for r in runs for s in r.stages if s.get("seconds") is not None))
+    if not stages:
+        return None
+    fig = new_figure(8.0, 1.2 + 0.3 * len(stages) * max(1, len(runs)))
+    ax = fig.add_subplot(1, 1, 1)
+    step = 0.8 / len(runs)
+    any_failed = False
+    for j, run in enumerate(runs):
+        by_name = {str(s["name"]): s for s in run.stages}
+        ys, widths, failed = [], [], []
+        for k, name in enumerate(stages):
+            st = by_name.get(name)
+            if st is None or st.get("seconds") is None:
+                continue
+            ys.append(k - 0.4 + step * (j + 0.5))
+            widths.append(float(st["seconds"]))
+            failed.append(st.get("status") == "failed")
+        bars = ax.barh(ys, widths, height=step * 0.9, label=run.title)
+        ax.bar_label(bars, labels=[duration(w) for w in widths], fontsize=7, padding=2)
+        for bar, is_failed in zip(bars, failed):
+            if is_failed:
+                any_failed = True
+                bar.set_hatch("//")
+                bar.set_edgecolor("red")
+    ax.set_yticks(range(len(stages)))
+    ax.set_yticklabels(stages)
+    ax.invert_yaxis()  # pipeline order from the top
+    ax.set_xlabel("seconds")
+    ax.margins(x=0.15)  # room for the labels
+    ax.set_title("Time per stage" + (" (hatched red: failed)" if any_failed else ""))
+    ax.grid(axis="x", alpha=0.3)
+    if len(runs) > 1:
+        ax.legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(path, format="png")
+    return path
+
+
+
+def plot_behaviour(runs: Sequence[Run], path: Path) -> Path | None:
+    """Bars of valid-action rate and evidence recall per evaluation; None when no summary has diagnostics."""
+    bars = [(label, ev.summary["diagnostics"]) for label, ev in labelled_evaluations(runs)
+            if isinstance((ev.summary or {}).get("diagnostics"), dict)]
+    if not bars:
+        return None
+    measures = [("valid_action_rate", "valid actions"), ("evidence_recall", "evidence recall"),
+                ("finish_rate", "finished")]
+    fig = new_figure(max(6.0, 1.2 * len(measures) * (0.8 + 0.3 * len(bars))), 3.8)
+    ax = fig.add_subplot(1, 1, 1)
+    step = 0.8 / len(bars)
+    for j, (label, diag) in enumerate(bars):
+        values = [diag.get(key) for key, _ in measures]
+        xs = [k - 0.4 + step * (j + 0.5) for k in range(len(measures))]
+        container = ax.bar(xs, [float("nan") if v is None else float(v) for v in values], width=step * 0.95,
+                           label=label)
+        ax.bar_label(container, labels=["" if v is None else percent(v) for v in values], fontsize=7, padding=1)
+    ax.set_xticks(range(len(measures)))
+    ax.set_xticklabels([title for _, title in measures])
+    ax.set_ylim(0, 105)
+    ax.set_ylabel("%")
+    ax.set_title("Behaviour per evaluation")
+    ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.0, 1.0))
+    ax.grid(axis="y", alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(path, format="png")
+    return path
