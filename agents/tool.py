@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Mapping
 
 from agents.argument_choices import argument_candidates
 from agents.base import FINISH, AgentSettings, EpisodeView, best
@@ -25,9 +26,10 @@ class ModelToolAgent:
     model: CompletionModel
     role: str = "tool"
     settings: AgentSettings = field(default_factory=AgentSettings)
+    prompt_values: Mapping[str, str] = field(default_factory=dict)  # the template's own placeholders
 
     def __call__(self, view: EpisodeView, thought: str, action: str) -> str:
-        cue = PromptBuilder(self.role, view.tools).argument(view.question, view.steps, thought, action)
+        cue = PromptBuilder(self.role, view.tools, dict(self.prompt_values)).argument(view.question, view.steps, thought, action)
         if action == FINISH and view.choices and self.settings.scored:
             values = self.model.score(cue, [f"{choice}]" for choice in view.choices])
             return best(dict(zip(view.choices, values)))

@@ -36,8 +36,8 @@ from rich.table import Table
 from benchmarks.training import machine  # noqa: E402
 from serving.launcher import FastChatStack, free_port
 from serving.model_store import resolve_model
-from tests.helpers import ROWS
-from tests.hostile_endpoint import HostileEndpoint
+from tests.support.builders import ROWS
+from tests.support.hostile_endpoint import HostileEndpoint
 
 
 def eval_command(data: Path, out: Path, url: str, *more: str) -> list[str]:

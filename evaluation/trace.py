@@ -76,7 +76,7 @@ _STYLE = {"plan": "cyan", "tool": "magenta", "execute": "green", "reflect": "yel
 
 def format_event(event: dict[str, Any], episode: str | None = None) -> str:
     node = event["node"]
-    head = f"[{_STYLE.get(node, 'white')}]{'[' + escape(episode) + '] ' if episode else ''}" \
+    head = f"[{_STYLE.get(node, 'white')}]{escape(f'[{episode}] ') if episode else ''}" \
            f"step {event['step']} {node:<7}[/]"
     if node == "plan":
         text = f"Thought: {event.get('thought', '')}  →  Action: {event.get('action') or '?'}"

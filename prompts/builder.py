@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import string
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import lru_cache
 from importlib import resources
 from typing import Mapping, Sequence
@@ -62,16 +62,21 @@ def render_transcript(steps: Sequence[Mapping[str, str]]) -> str:
 
 @dataclass(frozen=True)
 class PromptBuilder:
-    """Prompts for one role (`meta`, `plan`, `tool` or `reflect`) over a task's tool set."""
+    """Prompts for one role (`meta`, `plan`, `tool`, `reflect`, or a design's template) over a tool set.
+
+    `values` fill a template's own placeholders (a BOLAA labor agent's `$family`, say).
+    """
 
     role: str
-    tools: tuple[ToolSpec, ...]
+    tools: tuple[ToolSpec, ...] = ()
+    values: Mapping[str, str] = field(default_factory=dict)
 
     def instruction(self) -> str:
         """The role's template with `$tools` (every action) or `$task_tools` (all but Reflect) filled in."""
         task_tools = render_tools([t for t in self.tools if t.name != "Reflect"])
         try:
-            return load_template(self.role).substitute(tools=render_tools(self.tools), task_tools=task_tools)
+            return load_template(self.role).substitute(tools=render_tools(self.tools), task_tools=task_tools,
+                                                       **self.values)
         except (KeyError, ValueError) as e:
             raise ConfigError(f"prompt template {self.role!r} needs a value for {e}") from None
 
@@ -82,6 +87,10 @@ class PromptBuilder:
         if transcript:
             parts.append(transcript)
         return "\n".join(parts) + "\n"
+
+    def cue(self, question: str, steps: Sequence[Mapping[str, str]], cue: str) -> str:
+        """Everything before the cue, then the cue (`Plan:`, `Next:`, `Answer: Finish[` …)."""
+        return self.context(question, steps) + cue
 
     def thought(self, question: str, steps: Sequence[Mapping[str, str]]) -> str:
         return self.context(question, steps) + f"Thought {len(steps) + 1}:"

@@ -31,6 +31,11 @@ says which were available.
 
 Reading files outside scratch is refused by the hook except for the import path and a few
 devices; below the hook, the dropped uid can read only world-readable files.
+
+This module is longer than the project's ~500-line guide on purpose: the parent's half of the
+sandbox (building the command, the limits, reading the pipes, the kill and the wording of how a
+run ended) is one boundary that a reviewer should read in one place; the child's half is
+`tools/sandbox_boot.py`.
 """
 
 from __future__ import annotations

@@ -27,7 +27,7 @@ from graph.context import DesignContext
 from graph.designs.inputs import DesignInputs
 from graph.protocol import GraphAgent
 from graph.state import EpisodeState, Step
-from prompts.builder import load_template
+from prompts.builder import PromptBuilder
 from tasks.base import Task
 from tools import ToolResources, build_toolbox
 
@@ -70,7 +70,7 @@ def majority_answer(task: Task, train_rows: Sequence[Mapping[str, Any]] | None) 
 def direct_answerer(task: Task, model: CompletionModel) -> Answerer:
     """The direct baseline: option scoring when the task has options, else a short greedy answer."""
     def answer(question: str, inputs: Mapping[str, Any]) -> str:
-        prompt = load_template("direct").substitute(question=question)
+        prompt = PromptBuilder("direct").cue(question, [], "Answer:")
         choices = task.answer_choices(inputs) if inputs.get("choices") else None
         if choices:
             return best(dict(zip(choices, model.score(prompt, [f" {c}" for c in choices]))))

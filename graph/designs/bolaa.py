@@ -4,8 +4,9 @@
 
 - controller: chooses who acts next among the labor agents the task's tools call for (one per
   tool family: search, vision, math, data) and `Finish`; the choice is scored;
-- labor: the chosen agent sees only its own tools; it writes a thought, picks one of its tools
-  (scored), writes the argument, and the tool runs;
+- labor: the chosen agent sees only its own tools; it takes one step as the group's plan and
+  tool agents do (a thought, one of its tools by score, the argument) with its own prompt
+  (`prompts/bolaa_labor.txt`), and the tool runs;
 - answer: the final answer (options scored for multiple-choice tasks, generated otherwise).
 
 Steps read as the group's: the labor agent's name prefixes its thought.
@@ -20,15 +21,15 @@ from langgraph.graph import END, START, StateGraph
 from langgraph.graph.state import CompiledStateGraph
 from langgraph.runtime import Runtime
 
-from agents.base import FINISH, best
-from agents.llm import generate_line
-from agents.parsing import clean_argument, clean_thought
+from agents.base import FINISH, AgentSettings, EpisodeView, best
+from agents.plan import ModelPlanAgent
+from agents.tool import ModelToolAgent
 from graph.context import ModelDesignContext
 from graph.designs.closing import final_answer
 from graph.designs.inputs import DesignInputs
 from graph.protocol import GraphAgent
 from graph.state import EpisodeState, Step
-from prompts.builder import load_template, render_tools, render_transcript
+from prompts.builder import PromptBuilder
 
 FAMILIES: dict[str, tuple[str, ...]] = {
     "search": ("Retrieve", "Lookup", "Search"),
@@ -57,44 +58,39 @@ class BolaaContext(ModelDesignContext):
             self.labor.update({name.lower(): (name,) for name in sorted(unplaced)})
 
 
-def _context(ctx: BolaaContext, state: BolaaState) -> str:
-    transcript = render_transcript(state.get("steps") or [])
-    return f"Question: {state['question']}\n" + (f"{transcript}\n" if transcript else "")
-
-
 def controller_node(state: BolaaState, runtime: Runtime[BolaaContext]) -> dict[str, Any]:
     ctx = runtime.context
     if len(state.get("steps") or []) >= ctx.limits.max_steps:
         return {"next": "halt"}
     agents = "\n".join(f"- {family}: uses {', '.join(tools)}" for family, tools in ctx.labor.items())
-    prompt = load_template("bolaa_controller").substitute(agents=agents) + f"\n\n{_context(ctx, state)}Next:"
+    prompt = PromptBuilder("bolaa_controller", values={"agents": agents}).cue(state["question"], state.get("steps") or [],
+                                                                            "Next:")
     options = [*ctx.labor, FINISH]
     scores = ctx.model.score(prompt, [f" {o}" for o in options])
     return {"next": best(dict(zip(options, scores)))}
 
 
 def labor_node(state: BolaaState, runtime: Runtime[BolaaContext]) -> dict[str, Any]:
+    """The chosen labor agent takes one step as the group's plan and tool agents do, over its own tools."""
     ctx = runtime.context
     family = state["next"]
-    specs = [s for s in ctx.toolbox.specs if s.name in ctx.labor[family]]
-    head = (f"You are the {family} agent of a team. Use one of your tools to get what the team still needs.\n"
-            f"Your tools:\n{render_tools(specs)}\n\n{_context(ctx, state)}")
-    n = len(state.get("steps") or []) + 1
-    thought = clean_thought(generate_line(ctx.model, f"{head}Thought {n}:", ctx.thought_tokens))
-    cue = f"{head}Thought {n}: {thought}\nAction {n}:"
-    names = [s.name for s in specs]
-    action = names[0] if len(names) == 1 else best(dict(zip(names, ctx.model.score(cue, [f" {x}" for x in names]))))
-    argument = clean_argument(ctx.model.generate(f"{cue} {action}[", stop=["]", "\n"], max_tokens=ctx.argument_tokens))
-    call = ctx.toolbox.call(action, argument, state.get("inputs") or {}, state.get("tool_memory") or {})
-    step = Step(node="plan", thought=f"({family} agent) {thought}", action=action, argument=argument,
-                observation=call.observation, status=call.status)
+    specs = tuple(s for s in ctx.toolbox.specs if s.name in ctx.labor[family])
+    view = EpisodeView(question=state["question"], inputs=state.get("inputs") or {},
+                       steps=list(state.get("steps") or []), tools=specs, actions=tuple(s.name for s in specs))
+    settings = AgentSettings(thought_tokens=ctx.thought_tokens, argument_tokens=ctx.argument_tokens)
+    values = {"family": family}
+    decision = ModelPlanAgent(ctx.model, "bolaa_labor", settings, values)(view)
+    argument = ModelToolAgent(ctx.model, "bolaa_labor", settings, values)(view, decision.thought, decision.action)
+    call = ctx.toolbox.call(decision.action, argument, state.get("inputs") or {}, state.get("tool_memory") or {})
+    step = Step(node="plan", thought=f"({family} agent) {decision.thought}", action=decision.action,
+                argument=argument, observation=call.observation, status=call.status)
     return {"steps": [step], "tool_memory": call.memory}
 
 
 def answer_node(state: BolaaState, runtime: Runtime[BolaaContext]) -> dict[str, Any]:
     ctx = runtime.context
-    n = len(state.get("steps") or []) + 1
-    cue = f"Answer the question from what the team found.\n\n{_context(ctx, state)}Action {n}: {FINISH}["
+    steps = state.get("steps") or []
+    cue = PromptBuilder("bolaa_answer").cue(state["question"], steps, f"Action {len(steps) + 1}: {FINISH}[")
     return final_answer(ctx.model, ctx.task, state.get("inputs") or {}, cue,
                         "(controller) The team has what it needs.", max_tokens=ctx.argument_tokens)
 

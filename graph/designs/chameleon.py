@@ -27,7 +27,7 @@ from graph.designs.closing import final_answer
 from graph.designs.inputs import DesignInputs
 from graph.protocol import GraphAgent
 from graph.state import EpisodeState, Step
-from prompts.builder import PromptBuilder, render_transcript
+from prompts.builder import PromptBuilder
 
 
 class ChameleonState(EpisodeState, total=False):
@@ -57,7 +57,7 @@ def parse_program(text: str, modules: list[str], limit: int) -> list[str]:
 def planner_node(state: ChameleonState, runtime: Runtime[ChameleonContext]) -> dict[str, Any]:
     ctx = runtime.context
     builder = PromptBuilder(f"chameleon_{ctx.task.name}", prompt_tools(ctx.toolbox.specs))
-    prompt = f"{builder.instruction()}\n\nQuestion: {state['question']}\nProgram:"
+    prompt = builder.cue(state["question"], [], "Program:")
     text = ctx.model.generate(prompt, stop=["\nQuestion:", "\n\n"], max_tokens=ctx.program_tokens)
     return {"program": parse_program(text, list(ctx.toolbox.names), ctx.max_modules)}
 
@@ -67,9 +67,8 @@ def executor_node(state: ChameleonState, runtime: Runtime[ChameleonContext]) -> 
     steps: list[Step] = []
     memory = dict(state.get("tool_memory") or {})
     for module in state.get("program") or []:
-        done = render_transcript(steps)
-        cue = (f"Run the module {module} for the question below; write only its input.\n\n"
-               f"Question: {state['question']}\n" + (f"{done}\n" if done else "") + f"Input to {module}: {module}[")
+        cue = PromptBuilder("chameleon_module", values={"module": module}).cue(
+            state["question"], steps, f"Input to {module}: {module}[")
         argument = clean_argument(ctx.model.generate(cue, stop=["]", "\n"], max_tokens=ctx.argument_tokens))
         call = ctx.toolbox.call(module, argument, state.get("inputs") or {}, memory)
         memory = call.memory
@@ -80,9 +79,7 @@ def executor_node(state: ChameleonState, runtime: Runtime[ChameleonContext]) -> 
 
 def answerer_node(state: ChameleonState, runtime: Runtime[ChameleonContext]) -> dict[str, Any]:
     ctx = runtime.context
-    done = render_transcript(state.get("steps") or [])
-    cue = (f"Answer the question from the module outputs.\n\nQuestion: {state['question']}\n"
-           + (f"{done}\n" if done else "") + f"Answer: {FINISH}[")
+    cue = PromptBuilder("chameleon_answer").cue(state["question"], state.get("steps") or [], f"Answer: {FINISH}[")
     return final_answer(ctx.model, ctx.task, state.get("inputs") or {}, cue, "(program module: answer)",
                         max_tokens=ctx.argument_tokens)
 

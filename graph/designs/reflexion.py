@@ -34,7 +34,7 @@ from graph.designs.inputs import DesignInputs
 from graph.group import AgentGroup
 from graph.protocol import GraphAgent
 from graph.state import EpisodeState, Step
-from prompts.builder import load_template, render_transcript
+from prompts.builder import PromptBuilder, render_transcript
 
 
 class ReflexionState(EpisodeState, total=False):
@@ -53,10 +53,11 @@ class ReflexionContext(ModelDesignContext):
 
 
 def with_lessons(question: str, lessons: list[str]) -> str:
+    """The question as the next trial sees it: with the lessons so far under it."""
     if not lessons:
         return question
     notes = "\n".join(f"- {lesson}" for lesson in lessons)
-    return f"{question}\n(Lessons from earlier attempts at this question:\n{notes})"
+    return PromptBuilder("reflexion_lessons", values={"question": question, "lessons": notes}).instruction()
 
 
 def trial_node(state: ReflexionState, runtime: Runtime[ReflexionContext]) -> dict[str, Any]:
@@ -74,7 +75,7 @@ def judge_node(state: ReflexionState, runtime: Runtime[ReflexionContext]) -> dic
     if state.get("trial_failed") or not answer:
         verdict, thought = "wrong", "The attempt ended without an answer."
     else:
-        prompt = load_template("reflexion_judge").substitute(question=state["question"], answer=answer)
+        prompt = PromptBuilder("reflexion_judge", values={"question": state["question"], "answer": answer}).instruction()
         right, wrong = ctx.model.score(prompt, [" right", " wrong"])
         verdict = "right" if right >= wrong else "wrong"
         thought = f"Judged the answer {answer} {verdict}."
@@ -87,9 +88,9 @@ def judge_node(state: ReflexionState, runtime: Runtime[ReflexionContext]) -> dic
 
 def lesson_node(state: ReflexionState, runtime: Runtime[ReflexionContext]) -> dict[str, Any]:
     ctx = runtime.context
-    prompt = load_template("reflexion_lesson").substitute(
-        question=state["question"], attempt=render_transcript((state.get("steps") or [])[-8:]),
-        answer=state.get("proposed_answer") or "(none)")
+    attempt = render_transcript((state.get("steps") or [])[-8:])
+    prompt = PromptBuilder("reflexion_lesson", values={"question": state["question"], "attempt": attempt,
+                                                       "answer": state.get("proposed_answer") or "(none)"}).instruction()
     lesson = clean_thought(generate_line(ctx.model, prompt, ctx.lesson_tokens))
     return {"lessons": [*(state.get("lessons") or []), lesson or "Try a different first action."],
             "halted": False, "halt_reason": None}

@@ -74,7 +74,7 @@ def _builder(ctx: ReWOOContext) -> PromptBuilder:
 
 def planner_node(state: ReWOOState, runtime: Runtime[ReWOOContext]) -> dict[str, Any]:
     ctx = runtime.context
-    prompt = f"{_builder(ctx).instruction()}\n\nQuestion: {state['question']}\nPlan:"
+    prompt = _builder(ctx).cue(state["question"], [], "Plan:")
     text = "Plan:" + ctx.model.generate(prompt, stop=["\n\n", "\nQuestion:", "\nAnswer:"], max_tokens=ctx.plan_tokens)
     return {"plan": parse_plan(text, ctx.max_calls)}
 
@@ -99,8 +99,7 @@ def solver_node(state: ReWOOState, runtime: Runtime[ReWOOContext]) -> dict[str, 
     lines = [f"{call['variable']} = {step['action']}[{step['argument']}]: {step['observation']}"
              for call, step in zip(state.get("plan") or [], state.get("steps") or [])]
     evidence = "\n".join(lines) or "(no evidence was gathered)"
-    prompt = (f"Answer the question from the evidence below. Give only the answer.\n\n"
-              f"Question: {state['question']}\nEvidence:\n{evidence}\nAnswer:")
+    prompt = PromptBuilder("rewoo_solver").cue(state["question"], [], f"Evidence:\n{evidence}\nAnswer:")
     return final_answer(ctx.model, ctx.task, state.get("inputs") or {}, prompt, "Answer from the evidence.",
                         bracketed=False, max_tokens=24)
 

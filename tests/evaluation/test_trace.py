@@ -115,8 +115,6 @@ def test_format_event_escapes_markup_in_text_and_episode() -> None:
     assert plain(format_event(event, "ep[red]")) == "[ep[red]] step 1 tool    Search[[bold]x[/bold]]"
 
 
-@pytest.mark.xfail(strict=True, reason="format_event escapes the episode id but not the brackets around it: "
-                                       "'[q1]' is read as a rich style tag and the id vanishes")
 @pytest.mark.parametrize("episode", ["q1", "si-hotpotqa-00003", "dev_3"])
 def test_format_event_shows_word_like_episode_ids(episode: str) -> None:
     """Episode ids that look like markup tags (a letter first) are shown too."""

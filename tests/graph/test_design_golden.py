@@ -17,7 +17,7 @@ from typing import Any, Sequence
 import pytest
 
 from tasks import get_task, read_rows
-from tests.helpers import DATA
+from tests.support.builders import DATA
 
 GOLDEN = Path(__file__).resolve().parents[1] / "golden" / "designs.json"
 ROWS = {"hotpotqa": DATA / "hotpotqa" / "easy.jsonl", "scienceqa": DATA / "scienceqa" / "grade1-4.jsonl"}

@@ -33,7 +33,7 @@ from tools.code import (
     strip_fences,
 )
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 WALL = 1.5
 CTX = ToolContext(row={})
 

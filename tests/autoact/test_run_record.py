@@ -102,7 +102,7 @@ def test_missing_data_is_named_before_anything_starts(tmp_path):
 def test_a_failing_stage_stops_the_run_with_its_name_and_a_resume_hint(tmp_path, tiny_model_dir, monkeypatch):
     from core.errors import ServeError
     from serving.launcher import FastChatStack
-    from tests.helpers import DATA
+    from tests.support.builders import DATA
 
     def refuse(self):
         raise ServeError("port 8000 is taken")

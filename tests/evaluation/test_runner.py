@@ -9,8 +9,8 @@ from evaluation.results import ResultsFile
 from evaluation.runner import EvalOptions, evaluate
 from graph import AgentGroup, GroupContext
 from tasks import get_task
-from tests.fakes import ScriptedPlan
-from tests.helpers import ROWS, hotpot_toolbox
+from tests.support.fakes import ScriptedPlan
+from tests.support.builders import ROWS, hotpot_toolbox
 
 TASK = get_task("hotpotqa")
 MANY = [{**ROWS[i % 2], "id": f"q{i}"} for i in range(6)]
@@ -91,7 +91,7 @@ def test_limit_counts_only_first_rows(tmp_path):
 
 
 def test_model_backed_group_runs_in_eval(tmp_path):
-    from tests.fakes import ScriptedModel
+    from tests.support.fakes import ScriptedModel
     model = ScriptedModel(generations=["t", "Fredville", "t"] * 2, prefer=["Finish", "right"] * 2)
     ctx = GroupContext(plan=ModelPlanAgent(model, "meta"), tool=ModelToolAgent(model, "meta"),
                        reflect=ModelReflectAgent(model, "meta"), toolbox=hotpot_toolbox(), task=TASK)

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.helpers import ROWS
+from tests.support.builders import ROWS
 
 pytestmark = pytest.mark.integration
 
@@ -20,7 +20,7 @@ SCIENCE_ROW = {"id": "s1", "question": "What is the capital of Delaware?\nOption
 
 def autoact(*args: str, timeout: int = 600) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, "-m", "autoact", *args], capture_output=True, text=True,
-                          timeout=timeout, cwd=Path(__file__).resolve().parents[1])
+                          timeout=timeout, cwd=Path(__file__).resolve().parents[2])
 
 
 def write_rows(path: Path, rows: list[dict]) -> Path:

@@ -8,8 +8,8 @@ from langgraph.checkpoint.memory import InMemorySaver
 
 from graph import AgentGroup, GroupContext, Limits, build_group_graph, initial_state
 from tasks import get_task
-from tests.fakes import ScriptedPlan, scripted_reflect, scripted_tool
-from tests.helpers import ROWS, hotpot_toolbox
+from tests.support.fakes import ScriptedPlan, scripted_reflect, scripted_tool
+from tests.support.builders import ROWS, hotpot_toolbox
 
 Q = ROWS[0]["question"]
 
@@ -129,11 +129,15 @@ def test_stream_updates_name_each_node_in_order():
 
 
 def test_astream_matches_stream():
-    g = group([("f", "Finish")], ["Fredville"], ["right"])
+    """The async stream yields the same (node, update) pairs as the sync one, for the same scripted episode."""
+    def episode():
+        return group([("r", "Retrieve"), ("f", "Finish")], ["Freedonia", "Fredville"], ["right"])
 
     async def collect():
-        return [node async for node, _ in g.astream(Q)]
-    assert asyncio.run(collect()) == ["plan", "tool", "execute", "reflect"]
+        return [pair async for pair in episode().astream(Q)]
+    streamed = list(episode().stream(Q))
+    assert asyncio.run(collect()) == streamed
+    assert [node for node, _ in streamed] == ["plan", "tool", "execute", "plan", "tool", "execute", "reflect"]
 
 
 def test_plain_graph_invoke_with_context_and_recursion_limit():

@@ -23,13 +23,13 @@ from graph import AgentGroup, GroupContext
 from serving.launcher import FastChatStack, free_port
 from serving.model_store import resolve_model
 from tasks import get_task
-from tests.fakes import ScriptedModel
-from tests.helpers import DATA, ROWS
-from tests.tiny_training import teach
+from tests.support.fakes import ScriptedModel
+from tests.support.builders import DATA, ROWS
+from tests.support.tiny_training import teach
 from training.self_instruct import SelfInstructConfig, run_self_instruct
 
 pytestmark = pytest.mark.integration
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 SEEDS = DATA / "hotpotqa" / "seeds.jsonl"
 NEW_QUESTION = " Is Fredville a city?\nAnswer: yes\n"
 

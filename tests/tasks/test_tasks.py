@@ -6,7 +6,7 @@ import pytest
 
 from core.errors import DataError
 from tasks import get_task, read_rows
-from tests.helpers import DATA
+from tests.support.builders import DATA
 
 
 def write(tmp_path, lines):

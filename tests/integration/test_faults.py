@@ -18,10 +18,10 @@ from pathlib import Path
 import pytest
 
 from autoact.cli import main
-from tests.helpers import ROWS
-from tests.hostile_endpoint import HostileEndpoint
+from tests.support.builders import ROWS
+from tests.support.hostile_endpoint import HostileEndpoint
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 DATA = ROOT.parent / "shared" / "data"
 MANY = [{**ROWS[i % 2], "id": f"q{i}"} for i in range(32)]
 SCIENCE = {"id": "s1", "question": "Which is a mammal?\nOptions: (A) cat (B) trout", "choices": ["cat", "trout"],

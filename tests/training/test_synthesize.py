@@ -5,7 +5,7 @@ import json
 from agents.base import PlanDecision
 from graph import AgentGroup, GroupContext
 from tasks import get_task
-from tests.helpers import ROWS, hotpot_toolbox
+from tests.support.builders import ROWS, hotpot_toolbox
 from training.synthesize import meta_path, synthesize
 
 TASK = get_task("hotpotqa")

@@ -6,7 +6,7 @@ from pathlib import Path
 
 from tools import Docstore, ToolResources, build_toolbox, default_tool_specs
 
-DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
+DATA = Path(__file__).resolve().parents[2].parent / "shared" / "data"
 
 ROWS = [
     {"id": "q1", "question": "Which city is the capital of Freedonia?", "answer": "Fredville", "level": "easy",

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.fakes import ScriptedModel
+from tests.support.fakes import ScriptedModel
 from tools import builtin_spec, load_tool_specs
 from training.tool_selection import SelectionError, parse_selection, select_tools
 
@@ -79,7 +79,7 @@ def test_free_selection_with_no_valid_tool_shows_the_answer():
 @pytest.mark.integration
 def test_select_tools_cli_through_real_endpoint_then_run_uses_exactly_that_set(tiny_stack, tmp_path):
     out = tmp_path / "tools.json"
-    root = Path(__file__).resolve().parents[1]
+    root = Path(__file__).resolve().parents[2]
     done = subprocess.run([sys.executable, "-m", "autoact", "select-tools", "--task", "hotpotqa", "--out", str(out),
                            "--base-url", tiny_stack.base_url], capture_output=True, text=True, cwd=root, timeout=600)
     if done.returncode != 0:  # a random model may refuse every tool: that must be a clear failure, no file
@@ -88,7 +88,7 @@ def test_select_tools_cli_through_real_endpoint_then_run_uses_exactly_that_set(t
     specs = load_tool_specs(out)
     assert specs and all(set(s.to_json()) == {"name", "description", "usage"} for s in specs)
     data = tmp_path / "d.jsonl"
-    from tests.helpers import ROWS
+    from tests.support.builders import ROWS
     data.write_text("".join(json.dumps(r) + "\n" for r in ROWS))
     import sqlite3  # resources for whichever tools the random model picked
     with sqlite3.connect(tmp_path / "db.sqlite") as db:

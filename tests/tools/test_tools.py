@@ -29,7 +29,7 @@ from tools import (
 )
 from tools.toolbox import TRUNCATION_MARKER
 
-EASY = Path(__file__).resolve().parents[1].parent / "shared/data/hotpotqa/easy.jsonl"
+EASY = Path(__file__).resolve().parents[2].parent / "shared/data/hotpotqa/easy.jsonl"
 
 ROWS: list[dict[str, Any]] = [
     {"id": "1", "question": "q1", "context": [
