@@ -9,10 +9,11 @@ shown as they are, with one decimal. Nothing is rescaled.
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from evaluation.run_loading import Evaluation, Run
+from graph.designs import DESIGNS
 from tasks.base import Task
 
 RESUME_HINT = ("run the same `autoact pipeline` command again to resume the run: "
@@ -69,3 +70,13 @@ def sorted_groups(evaluations: Sequence[Evaluation]) -> list[str]:
 def labelled_evaluations(runs: Sequence[Run]) -> list[tuple[str, Evaluation]]:
     """(label, evaluation) for every evaluation of the runs; the label names the run when there are several."""
     return [(f"{r.title} / {e.label}" if len(runs) > 1 else e.label, e) for r in runs for e in r.evaluations]
+
+
+def design_label(summary: Mapping[str, Any] | None) -> str | None:
+    """`name: description` of the design an `autoact eval` summary records (graph.designs), None if none."""
+    settings = (summary or {}).get("settings") or {}
+    name = settings.get("baseline") or settings.get("agent")
+    if not name:
+        return None
+    entry = DESIGNS.get(str(name))
+    return f"{name}: {entry.description}" if entry else str(name)

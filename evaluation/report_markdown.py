@@ -12,6 +12,7 @@ from typing import Any
 
 from evaluation.report_format import (
     RESUME_HINT,
+    design_label,
     duration,
     labelled_evaluations,
     metric_order,
@@ -102,7 +103,8 @@ def _run_section(run: Run) -> list[str]:
     if data.get("collection"):
         return [f"## Evaluations `{run.title}`", "",
                 f"`autoact eval` outputs in `{run.directory}` ({run.task.name}): "
-                + ", ".join(f"`{e.label}`" for e in run.evaluations) + ".", ""]
+                + ", ".join(f"`{e.label}`" + (f" ({d})" if (d := design_label(e.summary)) else "")
+                            for e in run.evaluations) + ".", ""]
     started, finished = data.get("started_at"), data.get("finished_at")
     t0, t1 = _parse_time(started), _parse_time(finished)
     wall = duration((t1 - t0).total_seconds()) if t0 and t1 else "—"

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any, Callable, Sequence
+
 from langgraph.checkpoint.base import BaseCheckpointSaver
 from langgraph.graph import END, START, StateGraph
 from langgraph.graph.state import CompiledStateGraph
@@ -34,6 +36,18 @@ def group_state_graph(with_reflect: bool = True) -> StateGraph:
     g.add_conditional_edges("execute", routing.after_execute, after_execute)
     g.add_edge("halt", END)
     return g
+
+
+def linear_graph(state: type, context: type, nodes: Sequence[tuple[str, Callable[..., Any]]], name: str,
+                 checkpointer: BaseCheckpointSaver | None = None) -> CompiledStateGraph:
+    """A design whose nodes run once each, in order (ReWOO's planner → worker → solver, say)."""
+    g = StateGraph(state, context_schema=context)
+    for node, fn in nodes:
+        g.add_node(node, fn)
+    names = [START, *(node for node, _ in nodes), END]
+    for a, b in zip(names, names[1:]):
+        g.add_edge(a, b)
+    return g.compile(checkpointer=checkpointer, name=name)
 
 
 def build_group_graph(checkpointer: BaseCheckpointSaver | None = None, with_reflect: bool = True) -> CompiledStateGraph:

@@ -120,5 +120,5 @@ def build_bolaa_graph(checkpointer: Any = None) -> CompiledStateGraph:
 
 
 def build_bolaa(inputs: DesignInputs) -> GraphAgent:
-    context = BolaaContext(model=inputs.model(), toolbox=inputs.toolbox, task=inputs.task, limits=inputs.limits)
-    return GraphAgent("bolaa", build_bolaa_graph(), context, recursion_limit=2 * inputs.limits.max_steps + 6)
+    return GraphAgent("bolaa", build_bolaa_graph(), inputs.model_context(BolaaContext),
+                      recursion_limit=2 * inputs.limits.max_steps + 6)

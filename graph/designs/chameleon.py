@@ -16,12 +16,12 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
-from langgraph.graph import END, START, StateGraph
 from langgraph.graph.state import CompiledStateGraph
 from langgraph.runtime import Runtime
 
 from agents.base import FINISH
 from agents.parsing import canonical_name, clean_argument
+from graph.builder import linear_graph
 from graph.context import ModelDesignContext, prompt_tools
 from graph.designs.closing import final_answer
 from graph.designs.inputs import DesignInputs
@@ -85,17 +85,9 @@ def answerer_node(state: ChameleonState, runtime: Runtime[ChameleonContext]) -> 
 
 
 def build_chameleon_graph(checkpointer: Any = None) -> CompiledStateGraph:
-    g = StateGraph(ChameleonState, context_schema=ChameleonContext)
-    g.add_node("planner", planner_node)
-    g.add_node("executor", executor_node)
-    g.add_node("answerer", answerer_node)
-    g.add_edge(START, "planner")
-    g.add_edge("planner", "executor")
-    g.add_edge("executor", "answerer")
-    g.add_edge("answerer", END)
-    return g.compile(checkpointer=checkpointer, name="chameleon")
+    return linear_graph(ChameleonState, ChameleonContext, [("planner", planner_node), ("executor", executor_node),
+                                                           ("answerer", answerer_node)], "chameleon", checkpointer)
 
 
 def build_chameleon(inputs: DesignInputs) -> GraphAgent:
-    context = ChameleonContext(model=inputs.model(), toolbox=inputs.toolbox, task=inputs.task, limits=inputs.limits)
-    return GraphAgent("chameleon", build_chameleon_graph(), context)
+    return GraphAgent("chameleon", build_chameleon_graph(), inputs.model_context(ChameleonContext))

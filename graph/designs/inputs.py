@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Literal, Mapping, Sequence
+from typing import Any, Literal, Mapping, Sequence, TypeVar
 
 from agents.base import AgentSettings
 from agents.llm import CompletionModel
 from core.errors import ConfigError
-from graph.context import Limits
+from graph.context import Limits, ModelDesignContext
 from tasks.base import Task
 from tools.toolbox import Toolbox
+
+C = TypeVar("C", bound=ModelDesignContext)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -37,6 +39,11 @@ class DesignInputs:
         if self.plan is None:
             raise ConfigError("this design needs a model")
         return self.plan
+
+    def model_context(self, cls: type[C], **fields: Any) -> C:
+        """The run context `cls` of a single-model design over these inputs (`fields` override or add)."""
+        return cls(**{"model": self.model(), "toolbox": self.toolbox, "task": self.task, "limits": self.limits,
+                      **fields})
 
     def role_models(self) -> tuple[CompletionModel, CompletionModel, CompletionModel | None]:
         plan = self.model()

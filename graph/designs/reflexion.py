@@ -114,7 +114,7 @@ def build_reflexion_graph(checkpointer: Any = None) -> CompiledStateGraph:
 
 def build_reflexion(inputs: DesignInputs) -> GraphAgent:
     actor = build_single_agent(inputs, "react")
-    context = ReflexionContext(model=inputs.model(), toolbox=actor.context.toolbox, task=inputs.task,
-                               limits=inputs.limits, actor=actor, max_trials=inputs.max_trials)
+    context = inputs.model_context(ReflexionContext, toolbox=actor.context.toolbox, actor=actor,
+                                   max_trials=inputs.max_trials)
     return GraphAgent("reflexion", build_reflexion_graph(), context, recursion_limit=3 * inputs.max_trials + 4,
                       start_extra={"lessons": [], "trial": 0})

@@ -20,11 +20,11 @@ import re
 from dataclasses import dataclass
 from typing import Any, Mapping
 
-from langgraph.graph import END, START, StateGraph
 from langgraph.graph.state import CompiledStateGraph
 from langgraph.runtime import Runtime
 
 from agents.parsing import clean_argument
+from graph.builder import linear_graph
 from graph.context import ModelDesignContext, prompt_tools
 from graph.designs.closing import final_answer
 from graph.designs.inputs import DesignInputs
@@ -105,17 +105,9 @@ def solver_node(state: ReWOOState, runtime: Runtime[ReWOOContext]) -> dict[str, 
 
 
 def build_rewoo_graph(checkpointer: Any = None) -> CompiledStateGraph:
-    g = StateGraph(ReWOOState, context_schema=ReWOOContext)
-    g.add_node("planner", planner_node)
-    g.add_node("worker", worker_node)
-    g.add_node("solver", solver_node)
-    g.add_edge(START, "planner")
-    g.add_edge("planner", "worker")
-    g.add_edge("worker", "solver")
-    g.add_edge("solver", END)
-    return g.compile(checkpointer=checkpointer, name="rewoo")
+    return linear_graph(ReWOOState, ReWOOContext, [("planner", planner_node), ("worker", worker_node),
+                                                   ("solver", solver_node)], "rewoo", checkpointer)
 
 
 def build_rewoo(inputs: DesignInputs) -> GraphAgent:
-    context = ReWOOContext(model=inputs.model(), toolbox=inputs.toolbox, task=inputs.task, limits=inputs.limits)
-    return GraphAgent("rewoo", build_rewoo_graph(), context)
+    return GraphAgent("rewoo", build_rewoo_graph(), inputs.model_context(ReWOOContext))

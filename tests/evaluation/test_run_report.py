@@ -280,3 +280,15 @@ def test_eval_directories_are_reported_as_one_comparison(tmp_path):
     (holder / "cmp" / "sqa" / "summary.json").write_text(json.dumps({"task": "scienceqa", "n": 0}))
     with pytest.raises(DataError, match="different tasks"):
         write_report([holder / "cmp"])
+
+
+def test_a_collection_names_each_evaluations_design_from_the_registry(tmp_path):
+    from graph.designs import DESIGNS
+
+    holder = make_run(tmp_path, "holder", "hotpotqa", [], {}, {"cmp/mine": HOTPOT_RESULTS["eval/zero-shot"]})
+    summary_path = holder / "cmp" / "mine" / "summary.json"
+    summary = json.loads(summary_path.read_text())
+    summary["settings"] = {"agent": "react", "max_steps": 4}
+    summary_path.write_text(json.dumps(summary))
+    text = write_report([holder / "cmp"], tmp_path / "report.md").read_text()
+    assert f"`mine` (react: {DESIGNS['react'].description})" in text
