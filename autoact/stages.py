@@ -27,7 +27,8 @@ def differentiate_file(trajectories: Path, out: Path, tools: Sequence[ToolSpec],
     """Keep the right trajectories of `trajectories`, cut them into role pairs in `out`; returns the stats."""
     rows = read_trajectories(trajectories)
     data = differentiate(rows, tools, min_reward, max_trajectories, unfiltered=unfiltered)
-    record = {"trajectories": str(trajectories), **(source or {}), "prompts_version": prompts_version(),
+    extra = {k: v for k, v in (source or {}).items() if k != "trajectories"}  # the file read is the file named
+    record = {"trajectories": str(trajectories), **extra, "prompts_version": prompts_version(),
               "min_reward": min_reward, "max_trajectories": max_trajectories, "unfiltered": unfiltered,
               "token_counts": count_name}
     return write_dataset(out, data, len(rows), record, count)

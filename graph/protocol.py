@@ -65,10 +65,10 @@ class Agent(Protocol):
 
 
 def describe_error(err: BaseException) -> str:
-    """One line for errors of ours (they say what to do); type, message and a short traceback otherwise."""
+    """One line for errors of ours (they say what to do); otherwise type, message and the innermost frames."""
     if isinstance(err, AutoactError):
         return str(err)
-    return f"{type(err).__name__}: {err}\n{traceback.format_exc(limit=3)}"
+    return f"{type(err).__name__}: {err}\n{''.join(traceback.format_exception(err, limit=-3))}"
 
 
 @dataclass

@@ -7,6 +7,7 @@ differentiation read whether it was usable instead of matching observation text.
 from __future__ import annotations
 
 import operator
+import re
 from typing import Annotated, Any, Literal, Mapping, TypedDict
 
 StepStatus = Literal[
@@ -73,8 +74,8 @@ def initial_state(question: str, inputs: dict[str, Any] | None = None) -> GroupS
 
 
 _LEGACY = (("Invalid action", "invalid_action"), ("Reflect can only follow", "misplaced_reflect"),
-           ("Finish needs an answer", "empty_finish"), ("There is no tool named", "unknown_tool"),
-           ("Invalid reflection", "invalid_reflection"))
+           ("Finish needs an answer", "empty_finish"), ("There is no tool named", "unknown_tool"))
+_LEGACY_TOOL_ERROR = re.compile(r"^Tool [A-Za-z][A-Za-z0-9]* failed: ")
 
 
 def step_status(step: Mapping[str, Any]) -> str:
@@ -84,4 +85,6 @@ def step_status(step: Mapping[str, Any]) -> str:
     observation = str(step.get("observation") or "")
     if step.get("node") == "reflect":
         return "ok" if step.get("argument") in ("right", "wrong") else "invalid_reflection"
+    if _LEGACY_TOOL_ERROR.match(observation):
+        return "tool_error"
     return next((status for prefix, status in _LEGACY if observation.startswith(prefix)), "ok")
