@@ -22,7 +22,7 @@ _EXPORTS = {
     "CHATML_TEMPLATE": "serving.worker_main",
 }
 
-__all__ = sorted(_EXPORTS)
+__all__ = ["CHATML_TEMPLATE", "FastChatStack", "ResolvedModel", "embedded_gguf_path", "resolve_model"]
 
 
 def __getattr__(name: str) -> Any:

@@ -17,8 +17,8 @@ from __future__ import annotations
 import json
 import re
 import shutil
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Mapping
 
 from core.errors import ConfigError
 from core.roles import ADAPTER_NAMES

@@ -31,11 +31,11 @@ from fastapi import (  # module level: FastAPI resolves the handlers' annotation
 )
 from fastapi.responses import JSONResponse, StreamingResponse
 
-from serving.batched_engine import (
+from serving.batched_engine import BatchedEngine
+from serving.engine_requests import (
     ERROR_INTERNAL,
     ERROR_INVALID_MODEL,
     ERROR_OVERLOADED,
-    BatchedEngine,
     EngineOverloaded,
 )
 

@@ -30,13 +30,16 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
-from typing import IO, Any
+from typing import IO, TYPE_CHECKING, Any
 
 import httpx
 
 from core.errors import ConfigError, ServeError
 from serving.adapters import check_adapters, prepare_adapters
 from serving.model_store import ResolvedModel
+
+if TYPE_CHECKING:
+    from typing_extensions import Self
 
 LOOPBACK = "127.0.0.1"
 _REPO_ROOT = Path(__file__).resolve().parents[1]  # makes ``-m serving.worker_main`` importable
@@ -192,7 +195,7 @@ class FastChatStack:
         return bool(self._procs) and all(p.popen.poll() is None for p in self._procs)
 
     # -- lifecycle ---------------------------------------------------------------------
-    def __enter__(self) -> FastChatStack:
+    def __enter__(self) -> Self:
         self.start()
         return self
 
@@ -307,7 +310,7 @@ class FastChatStack:
                 cwd=self._log_dir,
                 env=env,
                 start_new_session=True,
-                preexec_fn=_die_with_parent,
+                preexec_fn=_die_with_parent,  # noqa: PLW1509 - a lone prctl call, which takes no locks
             )
         except OSError as err:
             log_file.close()

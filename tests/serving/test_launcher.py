@@ -24,7 +24,7 @@ from serving.launcher import FastChatStack, free_port, port_in_use
 from serving.model_store import ResolvedModel, embedded_gguf_path, resolve_model
 from serving.worker_main import CHATML_TEMPLATE
 
-REPO_ROOT = Path(__file__).resolve().parents[1]
+REPO_ROOT = Path(__file__).resolve().parents[2]
 FAKE_MODEL = ResolvedModel(Path("/nonexistent"), "fake", CHATML_TEMPLATE)
 
 

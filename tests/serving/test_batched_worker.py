@@ -18,15 +18,11 @@ from pathlib import Path
 import httpx
 import pytest
 
-from serving.batched_engine import (
-    BatchedEngine,
-    EngineOverloaded,
-    PrefixCache,
-    _PrefixEntry,
-    run_all,
-)
+from serving.batched_engine import BatchedEngine, run_all
+from serving.engine_requests import EngineOverloaded
 from serving.launcher import FastChatStack, free_port
 from serving.model_store import resolve_model
+from serving.prefix_cache import PrefixCache, _PrefixEntry
 from tests.test_adapter_serving import PROMPTS, complete, make_adapter
 
 ADAPTERS = ("plan", "tool")
@@ -255,7 +251,7 @@ def test_dropping_rows_keeps_every_kept_rows_cache(prompt_lengths):
     the rows move up in the same buffers or (with much padding left over) into narrower ones."""
     import torch
 
-    from serving.batched_engine import _Batch
+    from serving.kv_buffers import _Batch
 
     torch.manual_seed(0)
     caches = [[(torch.randn(1, 2, n, 4), torch.randn(1, 2, n, 4)) for _ in range(3)] for n in prompt_lengths]
@@ -276,9 +272,9 @@ def test_dropping_rows_keeps_every_kept_rows_cache(prompt_lengths):
 
 
 def test_freed_memory_goes_back_to_the_system_after_work_only(tiny_model_dir):
-    from serving import batched_engine
+    from serving import memory
 
-    if batched_engine._MALLOC_TRIM is None:
+    if memory._MALLOC_TRIM is None:
         pytest.skip("no malloc_trim in this C library")
     with BatchedEngine(tiny_model_dir, base_name="tiny", dtype="float32") as eng:
         time.sleep(1.2)

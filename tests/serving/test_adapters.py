@@ -144,7 +144,7 @@ def test_run_with_a_served_group_binds_each_role_to_its_adapter(adapter_stack, r
     from autoact.agent_options import agent_from_args
     from autoact.cli import build_parser
     from tasks import get_task
-    from tests.helpers import ROWS
+    from tests.support.builders import ROWS
 
     group_dir = role_adapters["plan"].parent
     data = tmp_path / "rows.jsonl"

@@ -13,8 +13,9 @@ from pathlib import Path
 import pytest
 import torch
 
-from serving.batched_engine import BatchedEngine, _grouped_attention, run_all
+from serving.batched_engine import BatchedEngine, run_all
 from serving.llama_step import supports
+from serving.model_step import _grouped_attention
 from tests.test_adapter_serving import make_adapter
 from tests.test_batched_worker import mixed_requests, same_output
 
