@@ -12,8 +12,8 @@ from agents.tool import ModelToolAgent
 from core.errors import EndpointError
 from graph import AgentGroup, GroupContext
 from tasks import get_task
-from tests.support.fakes import ScriptedModel
 from tests.support.builders import ROWS, hotpot_toolbox
+from tests.support.fakes import ScriptedModel
 from tools import ToolResources, build_toolbox, default_tool_specs
 
 FREE = AgentSettings(scored=False)

@@ -11,8 +11,8 @@ from autoact.assembly import RoleModels, build_agent, resolve_role_models
 from core.errors import ConfigError
 from graph import AgentGroup, GroupContext
 from tasks import get_task
-from tests.support.fakes import ScriptedModel
 from tests.support.builders import ROWS, hotpot_toolbox
+from tests.support.fakes import ScriptedModel
 
 TASK = get_task("hotpotqa")
 Q = ROWS[0]["question"]

@@ -89,8 +89,8 @@ def test_summary_rates_over_episodes():
 def test_eval_writes_diagnostics_per_row_and_in_the_summary(tmp_path):
     from evaluation.runner import EvalOptions, evaluate
     from graph import AgentGroup, GroupContext
-    from tests.support.fakes import ScriptedPlan, scripted_reflect, scripted_tool
     from tests.support.builders import hotpot_toolbox
+    from tests.support.fakes import ScriptedPlan, scripted_reflect, scripted_tool
 
     plan = ScriptedPlan([("Look up the country.", "Retrieve"), ("It says Fredville.", "Finish")])
     ctx = GroupContext(plan=plan, tool=scripted_tool(["Freedonia", "Fredville"]), reflect=scripted_reflect(["right"]),

@@ -9,8 +9,8 @@ from evaluation.results import ResultsFile
 from evaluation.runner import EvalOptions, evaluate
 from graph import AgentGroup, GroupContext
 from tasks import get_task
-from tests.support.fakes import ScriptedPlan
 from tests.support.builders import ROWS, hotpot_toolbox
+from tests.support.fakes import ScriptedPlan
 
 TASK = get_task("hotpotqa")
 MANY = [{**ROWS[i % 2], "id": f"q{i}"} for i in range(6)]

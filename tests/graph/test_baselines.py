@@ -10,8 +10,8 @@ from core.errors import ConfigError
 from evaluation.runner import EvalOptions, evaluate
 from graph.designs.baselines import majority_answer
 from tasks import get_task
-from tests.support.fakes import ScriptedModel
 from tests.support.builders import build_on_model, hotpot_toolbox
+from tests.support.fakes import ScriptedModel
 
 SQA = get_task("scienceqa")
 HOTPOT = get_task("hotpotqa")

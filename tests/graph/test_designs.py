@@ -7,8 +7,8 @@ import pytest
 from core.errors import ConfigError
 from graph.context import Limits
 from tasks import get_task
-from tests.support.fakes import ScriptedModel
 from tests.support.builders import ROWS, build_on_model, hotpot_toolbox
+from tests.support.fakes import ScriptedModel
 
 HOTPOT = get_task("hotpotqa")
 SQA = get_task("scienceqa")

@@ -8,8 +8,8 @@ from langgraph.checkpoint.memory import InMemorySaver
 
 from graph import AgentGroup, GroupContext, Limits, build_group_graph, initial_state
 from tasks import get_task
-from tests.support.fakes import ScriptedPlan, scripted_reflect, scripted_tool
 from tests.support.builders import ROWS, hotpot_toolbox
+from tests.support.fakes import ScriptedPlan, scripted_reflect, scripted_tool
 
 Q = ROWS[0]["question"]
 

@@ -23,8 +23,8 @@ from graph import AgentGroup, GroupContext
 from serving.launcher import FastChatStack, free_port
 from serving.model_store import resolve_model
 from tasks import get_task
-from tests.support.fakes import ScriptedModel
 from tests.support.builders import DATA, ROWS
+from tests.support.fakes import ScriptedModel
 from tests.support.tiny_training import teach
 from training.self_instruct import SelfInstructConfig, run_self_instruct
 

@@ -14,24 +14,13 @@ from core.errors import ConfigError
 from serving.adapters import group_adapters, parse_adapter_specs, prepare_adapters
 from serving.launcher import FastChatStack, free_port
 from serving.model_store import resolve_model
+from tests.support.serving import PROMPTS, complete, make_adapter
 
 ROLES = ("plan", "tool", "reflect")
-PROMPTS = ["Question: Who wrote Hamlet?\nThought 1:", "Action 1: Retrieve[", "The capital of France is",
-           "Reflect[", "Observation 2: Paris is a city.\nThought 3:", "1, 2, 3,"]
 
 
-def make_adapter(base_dir: Path, out: Path, seed: int) -> Path:
-    """An untrained LoRA adapter with random (non-zero) B matrices: it visibly changes the outputs."""
-    import torch
-    from peft import LoraConfig, get_peft_model
-    from transformers import AutoModelForCausalLM
 
-    torch.manual_seed(seed)
-    model = AutoModelForCausalLM.from_pretrained(base_dir)
-    config = LoraConfig(task_type="CAUSAL_LM", r=8, lora_alpha=64, init_lora_weights=False,
-                        target_modules=["q_proj", "k_proj", "v_proj", "o_proj", "up_proj", "down_proj"])
-    get_peft_model(model, config).save_pretrained(out)
-    return out
+
 
 
 @pytest.fixture(scope="module")
@@ -49,25 +38,7 @@ def adapter_stack(tiny_model_dir, role_adapters, tmp_path_factory):
         yield stack
 
 
-def complete(stack: FastChatStack, model: str, prompt: str, direct: bool = False, max_tokens: int = 12) -> str:
-    """Greedy text for `prompt`: through the OpenAI API, or (`direct`) streamed from the worker itself.
 
-    FastChat's API server cannot stream (pydantic 2 broke it), but its worker streams, and that is
-    the path where requests for different adapters could interleave token by token.
-    """
-    with httpx.Client(timeout=120, trust_env=False) as client:
-        if not direct:
-            response = client.post(f"{stack.base_url}/completions", json={
-                "model": model, "prompt": prompt, "max_tokens": max_tokens, "temperature": 0.0})
-            response.raise_for_status()
-            return response.json()["choices"][0]["text"]
-        body = {"model": model, "prompt": prompt, "temperature": 0.0, "max_new_tokens": max_tokens, "echo": False}
-        last = b""
-        with client.stream("POST", f"{stack.worker_url}/worker_generate_stream", json=body) as response:
-            response.raise_for_status()
-            for chunk in response.iter_raw():
-                last += chunk
-        return json.loads([c for c in last.split(b"\0") if c.strip()][-1])["text"]
 
 
 def test_parse_adapter_specs_and_group_dirs(tmp_path, role_adapters):

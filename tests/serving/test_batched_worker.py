@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import queue
-import random
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -23,9 +22,14 @@ from serving.engine_requests import EngineOverloaded
 from serving.launcher import FastChatStack, free_port
 from serving.model_store import resolve_model
 from serving.prefix_cache import PrefixCache, _PrefixEntry
-from tests.test_adapter_serving import PROMPTS, complete, make_adapter
-
-ADAPTERS = ("plan", "tool")
+from tests.support.serving import (
+    ADAPTERS,
+    PROMPTS,
+    complete,
+    make_adapter,
+    mixed_requests,
+    same_output,
+)
 
 
 @pytest.fixture(scope="module")
@@ -60,23 +64,10 @@ def reference(tiny_model_dir, adapters):
     return run
 
 
-def same_output(ours: dict, theirs: dict) -> bool:
-    if (ours["text"], ours["usage"], ours["finish_reason"]) != (theirs["text"], theirs["usage"], theirs["finish_reason"]):
-        return False
-    if theirs.get("logprobs") is None:
-        return ours.get("logprobs") is None
-    a, b = ours["logprobs"], theirs["logprobs"]
-    return (a["tokens"] == b["tokens"] and a["text_offset"] == b["text_offset"]
-            and len(a["token_logprobs"]) == len(b["token_logprobs"])
-            and all((x is None and y is None) or abs(x - y) < 1e-4 for x, y in zip(a["token_logprobs"], b["token_logprobs"])))
 
 
-def mixed_requests(n: int, seed: int) -> list[dict]:
-    rng = random.Random(seed)
-    return [{"model": rng.choice(["tiny", *ADAPTERS]), "prompt": rng.choice(PROMPTS) + f" {i}", "temperature": 0.0,
-             "max_new_tokens": rng.choice([1, 4, 9, 24]), "echo": rng.random() < 0.3,
-             "logprobs": 1 if rng.random() < 0.5 else None, "stop": rng.choice([None, "\n", [".", "e"]])}
-            for i in range(n)]
+
+
 
 
 def test_mixed_concurrent_requests_match_fastchat_generate_stream(engine, reference):

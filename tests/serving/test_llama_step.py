@@ -16,8 +16,7 @@ import torch
 from serving.batched_engine import BatchedEngine, run_all
 from serving.llama_step import supports
 from serving.model_step import _grouped_attention
-from tests.test_adapter_serving import make_adapter
-from tests.test_batched_worker import mixed_requests, same_output
+from tests.support.serving import make_adapter, mixed_requests, same_output
 
 
 @pytest.fixture(scope="module")

@@ -9,8 +9,8 @@ from agents.reflect import ModelReflectAgent
 from agents.tool import ModelToolAgent
 from graph import AgentGroup, GroupContext
 from tasks import get_task
-from tests.support.fakes import ScriptedModel
 from tests.support.builders import ROWS, hotpot_toolbox
+from tests.support.fakes import ScriptedModel
 from tools import default_tool_specs
 from training.dataset import write_dataset
 from training.differentiate import differentiate, trajectory_pairs

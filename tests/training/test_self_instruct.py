@@ -11,8 +11,8 @@ import pytest
 
 from core.errors import ConfigError
 from tasks import get_task
-from tests.support.fakes import ScriptedModel
 from tests.support.builders import DATA
+from tests.support.fakes import ScriptedModel
 from training.answer_scoring import (
     choose_answer,
     extract_candidates,
