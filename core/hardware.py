@@ -14,11 +14,12 @@ def cpu_bf16_supported() -> bool:
     """
     import torch
     probes = [getattr(torch.cpu, name, None) for name in ("_is_avx512_bf16_supported", "_is_amx_tile_supported")]
-    try:
-        if any(probe() for probe in probes if probe is not None):
-            return True
-    except RuntimeError:
-        pass
+    for probe in probes:  # one probe failing does not skip the other
+        try:
+            if probe is not None and probe():
+                return True
+        except RuntimeError:
+            pass
     try:
         flags = {flag for line in Path("/proc/cpuinfo").read_text().splitlines()
                  if line.startswith(("flags", "Features")) for flag in line.split(":", 1)[-1].split()}

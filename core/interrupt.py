@@ -52,7 +52,7 @@ def check() -> None:
 
 def sleep(seconds: float) -> None:
     """Wait, but raise Interrupted as soon as a stop is asked for."""
-    if seconds > 0 and _STOP.wait(seconds):
+    if _STOP.is_set() or (seconds > 0 and _STOP.wait(seconds)):  # a zero wait still sees a stop
         raise Interrupted(RESUME)
 
 

@@ -1,1 +1,2 @@
-"""The Meta-Agent's self-learning stages: tool selection, (later) self-instruct, synthesis, training."""
+"""The Meta-Agent's self-learning stages: tool selection, self-instruct, trajectory synthesis (through
+the evaluation loop), filtering and differentiation into role data, and LoRA training."""
