@@ -12,20 +12,13 @@ from autoact.stages import differentiate_file, role_files, train_roles
 from core.roles import ROLES
 from core.tokens import ESTIMATE_NAME
 from prompts.builder import prompts_version
-from tests.support.builders import ROWS
+from tests.support.builders import ROWS, TRAJECTORY_STEPS
 from tools import default_tool_specs
 from training.lora import TrainConfig, TrainReport
 
 TOOLS = default_tool_specs("hotpotqa")
 Q = ROWS[0]["question"]
-STEPS = [
-    {"node": "plan", "thought": "Find the country page.", "action": "Retrieve", "argument": "Freedonia",
-     "observation": "Freedonia is a small country. Its capital is Fredville."},
-    {"node": "plan", "thought": "The capital is Fredville.", "action": "Finish", "argument": "Fredville",
-     "observation": "Proposed answer: Fredville. Now reflect on whether it is right."},
-    {"node": "reflect", "thought": "The page says so.", "action": "Reflect", "argument": "right",
-     "observation": "The answer Fredville is accepted."},
-]
+STEPS = TRAJECTORY_STEPS
 
 
 def write_pairs(path: Path, text: str = '{"prompt": "p", "completion": "c"}\n') -> Path:

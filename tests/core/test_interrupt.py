@@ -10,7 +10,13 @@ from concurrent.futures import Future
 import pytest
 
 from core import interrupt
-from core.interrupt import RESUME, Interrupted, WorkerPool, finish_in_flight, map_threads
+from core.interrupt import (
+    RESUME,
+    Interrupted,
+    WorkerPool,
+    finish_in_flight,
+    map_threads,
+)
 
 
 @pytest.fixture(autouse=True)

@@ -17,6 +17,16 @@ ROWS = [
      "context": [["Sylvania", ["Sylvania borders Freedonia."]]]},
 ]
 
+# a right trajectory for ROWS[0]: Retrieve, Finish, Reflect[right]
+TRAJECTORY_STEPS = [
+    {"node": "plan", "thought": "Find the country page.", "action": "Retrieve", "argument": "Freedonia",
+     "observation": "Freedonia is a small country. Its capital is Fredville."},
+    {"node": "plan", "thought": "The capital is Fredville.", "action": "Finish", "argument": "Fredville",
+     "observation": "Proposed answer: Fredville. Now reflect on whether it is right."},
+    {"node": "reflect", "thought": "The page says so.", "action": "Reflect", "argument": "right",
+     "observation": "The answer Fredville is accepted."},
+]
+
 
 def hotpot_toolbox(rows=ROWS):
     store = Docstore.from_rows(rows)

@@ -9,7 +9,7 @@ from agents.reflect import ModelReflectAgent
 from agents.tool import ModelToolAgent
 from graph import AgentGroup, GroupContext
 from tasks import get_task
-from tests.support.builders import ROWS, hotpot_toolbox
+from tests.support.builders import ROWS, TRAJECTORY_STEPS, hotpot_toolbox
 from tests.support.fakes import ScriptedModel
 from tools import default_tool_specs
 from training.dataset import write_dataset
@@ -17,14 +17,7 @@ from training.differentiate import differentiate, trajectory_pairs
 
 TOOLS = default_tool_specs("hotpotqa")
 Q = ROWS[0]["question"]
-STEPS = [
-    {"node": "plan", "thought": "Find the country page.", "action": "Retrieve", "argument": "Freedonia",
-     "observation": "Freedonia is a small country. Its capital is Fredville."},
-    {"node": "plan", "thought": "The capital is Fredville.", "action": "Finish", "argument": "Fredville",
-     "observation": "Proposed answer: Fredville. Now reflect on whether it is right."},
-    {"node": "reflect", "thought": "The page says so.", "action": "Reflect", "argument": "right",
-     "observation": "The answer Fredville is accepted."},
-]
+STEPS = TRAJECTORY_STEPS
 
 
 def test_pairs_of_a_hand_written_trajectory():
