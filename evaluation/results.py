@@ -78,11 +78,21 @@ class ResultsFile:
                 earlier = list(before.get("previous_errors") or [])
                 row = {**row, "previous_errors": [*earlier, {"error": before["error"],
                                                              "seconds": before.get("seconds")}]}
-            with self.path.open("a", encoding="utf-8") as f:
-                f.write(json.dumps(row, ensure_ascii=False) + "\n")
-                f.flush()
-                os.fsync(f.fileno())
+            line = json.dumps(row, ensure_ascii=False) + "\n"
+            # Counted before it is written: a Ctrl-C landing during the write must not let the caller
+            # write the row a second time (a line it cuts short is repaired when the file is read again).
             self._latest[key] = row
+            try:
+                with self.path.open("a", encoding="utf-8") as f:
+                    f.write(line)
+                    f.flush()
+                    os.fsync(f.fileno())
+            except OSError:
+                if before is None:
+                    self._latest.pop(key, None)
+                else:
+                    self._latest[key] = before
+                raise
             return True
 
     def pending(self, rows: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:

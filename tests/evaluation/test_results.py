@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 
 import pytest
 
@@ -138,3 +139,36 @@ def test_keep_latest_folds_lines_by_id():
     assert rows == {"1": {"id": 1, "prediction": "p"}}
     keep_latest(rows, {"id": 2, "prediction": "q", "error": None})  # a null error is an answer
     assert rows["2"]["prediction"] == "q"
+
+
+def test_ctrl_c_during_the_write_does_not_let_the_row_be_written_twice(tmp_path, monkeypatch):
+    """The runner records a finished row again after a Ctrl-C; a Ctrl-C that landed inside the first
+    write (here: during fsync) must not leave the row on disk but uncounted, or it is written twice."""
+    path = tmp_path / "results.jsonl"
+    real_fsync = os.fsync
+
+    def interrupted_fsync(fd):
+        real_fsync(fd)
+        raise KeyboardInterrupt
+
+    with ResultsFile(path) as results:
+        monkeypatch.setattr(os, "fsync", interrupted_fsync)
+        with pytest.raises(KeyboardInterrupt):
+            results.append({"id": "q1", "prediction": "x", "error": None})
+        monkeypatch.setattr(os, "fsync", real_fsync)
+        assert results.append({"id": "q1", "prediction": "x", "error": None}) is False
+    assert len(path.read_text(encoding="utf-8").splitlines()) == 1
+
+
+def test_a_failed_write_leaves_the_row_pending(tmp_path, monkeypatch):
+    """A write that fails (disk full) does not count the row as answered: it is still to do."""
+    path = tmp_path / "results.jsonl"
+
+    def full(fd):
+        raise OSError(28, "No space left on device")
+
+    with ResultsFile(path) as results:
+        monkeypatch.setattr(os, "fsync", full)
+        with pytest.raises(OSError):
+            results.append({"id": "q1", "prediction": "x", "error": None})
+        assert results.pending([{"id": "q1"}]) == [{"id": "q1"}]

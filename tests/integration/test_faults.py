@@ -269,7 +269,7 @@ def test_ctrl_c_on_eval_stops_within_seconds_keeps_rows_and_resumes(tiny_stack, 
         assert "run the same command again to resume" in flat(output)
         assert after <= 8, f"{after} requests after Ctrl-C"  # at most a few that were being sent
         kept = results(out)
-        assert 1 <= len(kept) < len(MANY) and len({r["id"] for r in kept}) == len(kept)
+        assert 1 <= len(kept) < len(MANY) and len({r["id"] for r in kept}) == len(kept), [(r["id"], r["error"], r.get("previous_errors")) for r in kept]
         assert all(r["error"] is None for r in kept)  # abandoned rows are not recorded as failures
         server.delay = 0.0
         again = cli(*args)
