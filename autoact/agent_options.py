@@ -97,7 +97,7 @@ def agent_from_args(args: argparse.Namespace, task: Task, rows: Sequence[dict] |
 
 def agent_settings(args: argparse.Namespace) -> dict[str, Any]:
     """The command-line choices that shape an agent's behaviour, for the evaluation summary."""
-    keys = ("agent", "baseline", "model", "plan_model", "tool_model", "reflect_model", "group", "no_reflect",
+    keys = ("agent", "baseline", "baseline_train", "model", "plan_model", "tool_model", "reflect_model", "group", "no_reflect",
             "free_actions", "scored_arguments", "answer_at_limit", "prompts", "max_steps", "max_reflections",
             "context_tokens", "tools")
     return {k: getattr(args, k) for k in keys if getattr(args, k, None) not in (None, False)}

@@ -79,4 +79,20 @@ def design_label(summary: Mapping[str, Any] | None) -> str | None:
     if not name:
         return None
     entry = DESIGNS.get(str(name))
-    return f"{name}: {entry.description}" if entry else str(name)
+    label = f"{name}: {entry.description}" if entry else str(name)
+    if settings.get("baseline_train"):
+        label += f"; answers counted in {settings['baseline_train']}"
+    return label
+
+
+def cell(value: Any) -> str:
+    """Text safe inside one Markdown table cell."""
+    text = "" if value is None else str(value)
+    return text.replace("\\", "\\\\").replace("|", "\\|").replace("\r", " ").replace("\n", " ").strip()
+
+
+def table(header: Sequence[str], rows: Sequence[Sequence[Any]], right: Sequence[int] = ()) -> list[str]:
+    align = ["---:" if i in right else "---" for i in range(len(header))]
+    lines = ["| " + " | ".join(cell(h) for h in header) + " |", "| " + " | ".join(align) + " |"]
+    lines += ["| " + " | ".join(cell(v) for v in row) + " |" for row in rows]
+    return lines

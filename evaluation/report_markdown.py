@@ -10,6 +10,8 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from evaluation.report import chance_text, interval_text
+from evaluation.report_comparisons import comparison_section
 from evaluation.report_format import (
     RESUME_HINT,
     design_label,
@@ -19,6 +21,7 @@ from evaluation.report_format import (
     metric_title,
     percent,
     sorted_groups,
+    table,
 )
 from evaluation.run_loading import Evaluation, Run
 from tasks.base import Task
@@ -31,19 +34,6 @@ from tasks.base import Task
 # written the table could not be read from any source at hand (only the first part of the paper's
 # HTML page was available), and numbers were not to be filled in from memory. The report says so.
 PAPER_REFERENCE: dict[str, dict[str, Any]] = {}
-
-
-def _cell(value: Any) -> str:
-    """Text safe inside one Markdown table cell."""
-    text = "" if value is None else str(value)
-    return text.replace("\\", "\\\\").replace("|", "\\|").replace("\r", " ").replace("\n", " ").strip()
-
-
-def _table(header: Sequence[str], rows: Sequence[Sequence[Any]], right: Sequence[int] = ()) -> list[str]:
-    align = ["---:" if i in right else "---" for i in range(len(header))]
-    lines = ["| " + " | ".join(_cell(h) for h in header) + " |", "| " + " | ".join(align) + " |"]
-    lines += ["| " + " | ".join(_cell(v) for v in row) + " |" for row in rows]
-    return lines
 
 
 def _scalar(value: Any) -> str:
@@ -81,19 +71,21 @@ def results_header(task: Task, groups: Sequence[str]) -> list[str]:
     metrics = metric_order(task)
     cols = [f"{g} {metric_title(m)}" for g in groups for m in metrics]
     cols += [f"overall {metric_title(m)}" for m in metrics]
+    cols += [f"overall {metric_title(m)} 95% CI" for m in metrics]
     return cols + ["n", "halted", "errors"]
 
 
 def results_row(task: Task, groups: Sequence[str], evaluation: Evaluation) -> list[str]:
     """One evaluation's cells (matching `results_header`); 'not run' when it has no summary."""
     metrics = metric_order(task)
-    width = (len(groups) + 1) * len(metrics) + 3
+    width = (len(groups) + 2) * len(metrics) + 3
     summary = evaluation.summary
     if summary is None:
         return ["not run"] + ["—"] * (width - 1)
     by_group = summary.get("groups") or {}
     cells = [percent((by_group.get(g) or {}).get(m)) for g in groups for m in metrics]
     cells += [percent(summary.get(m)) for m in metrics]
+    cells += [interval_text((summary.get("intervals") or {}).get(m)) for m in metrics]
     cells += [str(summary.get("n", "—")), str(summary.get("halted", "—")), str(summary.get("errors", "—"))]
     return cells
 
@@ -109,7 +101,7 @@ def _run_section(run: Run) -> list[str]:
     t0, t1 = _parse_time(started), _parse_time(finished)
     wall = duration((t1 - t0).total_seconds()) if t0 and t1 else "—"
     lines = [f"## Run `{run.title}`", ""]
-    lines += _table(["", ""], [
+    lines += table(["", ""], [
         ("directory", f"`{run.directory}`"),
         ("task", run.task.name),
         ("preset", data.get("preset") or "—"),
@@ -124,7 +116,7 @@ def _run_section(run: Run) -> list[str]:
     lines += ["", "### Settings", ""]
     settings = data["settings"]
     if settings:
-        lines += _table(["setting", "value"], [(k, _scalar(v)) for k, v in settings.items()])
+        lines += table(["setting", "value"], [(k, _scalar(v)) for k, v in settings.items()])
     else:
         lines.append("No settings recorded.")
     lines += ["", "### Stages", ""]
@@ -147,7 +139,7 @@ def _run_section(run: Run) -> list[str]:
     known = [float(s["seconds"]) for s in run.stages if s.get("seconds") is not None]
     if known:
         rows.append(("**total**", "", duration(sum(known)), "", ""))
-    lines += _table(["stage", "status", "time", "counts", "error / note"], rows, right=(2,))
+    lines += table(["stage", "status", "time", "counts", "error / note"], rows, right=(2,))
     for st in failed:
         lines += ["", f"> **Stage `{st['name']}` failed.** To continue, {RESUME_HINT}.", ">",
                   "> ```text"]
@@ -160,7 +152,8 @@ def _results_section(runs: Sequence[Run]) -> list[str]:
     lines = ["## Results", "",
              ("Scores in percent (one decimal) from each evaluation's `summary.json`. For HotpotQA: F1 and "
               "exact match (EM) per difficulty level and overall; for ScienceQA: accuracy (Acc) per grade band "
-              "and overall, over the questions answered. *n* is the number of questions, *halted* the episodes "
+              "and overall, over the questions answered, with the 95% interval of each overall score (bootstrap "
+              "over questions). *n* is the number of questions, *halted* the episodes "
               "stopped by a step or context limit, *errors* the questions whose run failed (an endpoint "
               "error, say): they are not scored as wrong answers, and a rerun retries them."), ""]
     several = len(runs) > 1
@@ -180,11 +173,24 @@ def _results_section(runs: Sequence[Run]) -> list[str]:
                 label = f"{run.title} / {ev.label}" if several else ev.label
                 rows.append([label, *results_row(task, groups, ev)])
         header = ["evaluation", *results_header(task, groups)]
-        lines += _table(header, rows, right=tuple(range(1, len(header))))
+        lines += table(header, rows, right=tuple(range(1, len(header))))
         lines.append("")
+        lines += _chance_notes([(f"{r.title} / {e.label}" if several else e.label, e)
+                                for r in task_runs for e in r.evaluations])
         lines += _error_notes(task, [(f"{r.title} / {e.label}" if several else e.label, e)
                                      for r in task_runs for e in r.evaluations])
     return lines
+
+
+def _chance_notes(evaluations: Sequence[tuple[str, Evaluation]]) -> list[str]:
+    """The chance level of the questions each evaluation answered (one line when they all agree)."""
+    found = [(label, ev.summary) for label, ev in evaluations if ev.summary and ev.summary.get("chance")]
+    if not found:
+        return []
+    texts = {label: chance_text(summary) for label, summary in found}
+    if len(set(texts.values())) == 1:
+        return [f"Chance level: {next(iter(texts.values()))}.", ""]
+    return [*(f"- Chance level of {label}: {text}." for label, text in texts.items()), ""]
 
 
 def _error_notes(task: Task, evaluations: Sequence[tuple[str, Evaluation]]) -> list[str]:
@@ -225,7 +231,7 @@ def _behaviour_section(runs: Sequence[Run]) -> list[str]:
              "proposed an answer (finished), of reflections that said right / wrong and that judged the answer "
              "correctly, and (HotpotQA) the share of gold supporting pages retrieved (evidence recall) and of "
              "episodes that retrieved all of them."), "",
-            *_table(header, rows, right=tuple(range(1, len(header)))), ""]
+            *table(header, rows, right=tuple(range(1, len(header)))), ""]
 
 
 def _reference_section(runs: Sequence[Run]) -> list[str]:
@@ -244,7 +250,7 @@ def _reference_section(runs: Sequence[Run]) -> list[str]:
         lines += [f"### {task_name}: {ref['metric']} (source: {ref['source']})", ""]
         header = ["model", "method", *(f"{c} {ref['metric']}" for c in ref["columns"])]
         rows = [[r["model"], r["method"], *(percent(v) for v in r["values"])] for r in ref["rows"]]
-        lines += _table(header, rows, right=tuple(range(2, len(header))))
+        lines += table(header, rows, right=tuple(range(2, len(header))))
         lines.append("")
     return lines
 
@@ -261,6 +267,7 @@ def render_report(runs: Sequence[Run], plots: dict[str, Path | None]) -> str:
     for run in runs:
         lines += _run_section(run)
     lines += _results_section(runs)
+    lines += comparison_section(runs)
     lines += _behaviour_section(runs)
     lines += _reference_section(runs)
     lines += ["## Plots", ""]

@@ -26,7 +26,8 @@ def new_figure(width: float, height: float):
 
 
 def plot_scores(runs: Sequence[Run], path: Path) -> Path | None:
-    """Grouped bars: each evaluation's main metric overall (and per group when there are several).
+    """Grouped bars: each evaluation's main metric overall (and per group when there are several), with
+    its 95% interval as an error bar and, for tasks with closed options, a dashed line at chance.
 
     One panel per task. Returns None, writing nothing, when no evaluation has a summary.
     """
@@ -47,13 +48,17 @@ def plot_scores(runs: Sequence[Run], path: Path) -> Path | None:
         metric = task.reward_metric
         step = 0.8 / len(bars)
         for j, (label, summary) in enumerate(bars):
+            parts = [summary if cat == "overall" else ((summary.get("groups") or {}).get(cat) or {})
+                     for cat in categories]
             # a group this evaluation has no questions of gets no bar (NaN), not a misleading zero
-            values = [summary.get(metric) if cat == "overall"
-                      else ((summary.get("groups") or {}).get(cat) or {}).get(metric) for cat in categories]
+            values = [part.get(metric) for part in parts]
             heights = [float("nan") if v is None else float(v) for v in values]
             xs = [k - 0.4 + step * (j + 0.5) for k in range(len(categories))]
-            container = ax.bar(xs, heights, width=step * 0.95, label=label)
+            container = ax.bar(xs, heights, width=step * 0.95, label=label,
+                               yerr=_error_bars(heights, [(part.get("intervals") or {}).get(metric) for part in parts]),
+                               error_kw={"elinewidth": 0.8, "capsize": 2})
             ax.bar_label(container, labels=["" if v is None else percent(v) for v in values], fontsize=7, padding=1)
+        _chance_lines(ax, bars, categories)
         ax.set_xticks(range(len(categories)))
         ax.set_xticklabels(categories)
         ax.set_ylim(0, 105)
@@ -64,6 +69,30 @@ def plot_scores(runs: Sequence[Run], path: Path) -> Path | None:
     fig.tight_layout()
     fig.savefig(path, format="png")
     return path
+
+
+def _error_bars(heights: list[float], intervals: list) -> list[list[float]]:
+    """matplotlib's (below, above) error lengths from stored 95% intervals (none where there is no interval)."""
+    below, above = [], []
+    for h, iv in zip(heights, intervals):
+        ok = iv and len(iv) == 2 and None not in iv and h == h
+        below.append(max(0.0, h - iv[0]) if ok else 0.0)
+        above.append(max(0.0, iv[1] - h) if ok else 0.0)
+    return [below, above]
+
+
+def _chance_lines(ax, bars: list, categories: list[str]) -> None:
+    """A dashed line at the chance level (uniform guess) of each category's questions, where the task has one."""
+    labelled = False
+    for k, cat in enumerate(categories):
+        for _, summary in bars:
+            part = summary if cat == "overall" else ((summary.get("groups") or {}).get(cat) or {})
+            level = (part.get("chance") or {}).get("uniform")
+            if level is not None:
+                ax.hlines(level, k - 0.45, k + 0.45, colors="black", linestyles="dashed", linewidth=1,
+                          label=None if labelled else "chance (uniform guess)")
+                labelled = True
+                break
 
 
 def plot_stage_times(runs: Sequence[Run], path: Path) -> Path | None:

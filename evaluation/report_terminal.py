@@ -1,4 +1,5 @@
-"""The run report in the terminal: overall scores per evaluation, then each run's stage state."""
+"""The run report in the terminal: overall scores per evaluation with their 95% intervals and chance level,
+then each run's stage state."""
 
 from __future__ import annotations
 
@@ -6,6 +7,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from evaluation.report import interval_text
 from evaluation.report_format import RESUME_HINT, metric_order, metric_title, percent
 from evaluation.run_loading import load_runs
 
@@ -26,7 +28,11 @@ def terminal_summary(run_dirs: Sequence[Path | str]) -> list[Any]:
             if ev.summary is None:
                 table.add_row(run.title, ev.label, "", "not run")
             else:
-                scores = "  ".join(f"{metric_title(m)} {percent(ev.summary.get(m))}" for m in metrics)
+                intervals = ev.summary.get("intervals") or {}
+                scores = "  ".join(f"{metric_title(m)} {percent(ev.summary.get(m))}"
+                                   + (f" {interval_text(intervals[m])}" if intervals.get(m) else "") for m in metrics)
+                if chance := (ev.summary.get("chance") or {}).get("uniform"):
+                    scores += f"  (chance {chance:.1f})"
                 table.add_row(run.title, ev.label, str(ev.summary.get("n", "")), scores)
     out: list[Any] = [table]
     for run in runs:

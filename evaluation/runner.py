@@ -23,6 +23,7 @@ from core.errors import ConfigError
 from evaluation.diagnostics import episode_diagnostics, summarize_diagnostics
 from evaluation.results import ResultsFile
 from evaluation.trace import Tracer, trace_event
+from evaluation.yardsticks import add_yardsticks
 from graph.protocol import Agent
 from tasks.base import Task
 
@@ -127,7 +128,7 @@ def summarize_results(task: Task, results: ResultsFile, wanted: Sequence[dict[st
     """The summary of the rows of `wanted` in `results` (one per id), written to the summary file."""
     wanted_ids = {str(r["id"]) for r in wanted}
     done = [r for r in results.rows if str(r["id"]) in wanted_ids]
-    summary = task.summarize(done)
+    summary = add_yardsticks(task.summarize(done), task, done, wanted)
     by_group: dict[str, list[dict[str, Any]]] = {}
     for r in done:
         by_group.setdefault(str(r.get("group", "all")), []).append(r)

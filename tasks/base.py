@@ -16,6 +16,8 @@ class Task(ABC):
     required: Mapping[str, type | tuple[type, ...]]
     #: fields that reveal the answer; never shown to agents
     gold_fields: tuple[str, ...] = ("answer",)
+    #: whether answers are chosen among a row's options (then `answer_choices` and `chance` say more)
+    closed_options: bool = False
 
     def validate(self, row: Any) -> str | None:
         """Return what is wrong with a row, or None when it is usable."""
@@ -48,6 +50,10 @@ class Task(ABC):
     @abstractmethod
     def score(self, prediction: str, row: Mapping[str, Any]) -> dict[str, float]:
         """Metric values of one prediction; must contain `self.reward_metric`."""
+
+    def chance(self, row: Mapping[str, Any]) -> dict[str, float]:
+        """What answering without looking scores on this row, per way of guessing ({} for open answers)."""
+        return {}
 
     @abstractmethod
     def group(self, row: Mapping[str, Any]) -> str:

@@ -16,6 +16,7 @@ class ScienceQA(Task):
                    "with an image (a picture, map or diagram) that holds information needed to choose.")
     required = {"id": (str, int), "question": str, "choices": list, "answer": str}
     metrics = ("correct",)
+    closed_options = True
     reward_metric = "correct"
 
     def validate_more(self, row: dict) -> str | None:
@@ -37,6 +38,10 @@ class ScienceQA(Task):
     def score(self, prediction: str, row: Mapping[str, Any]) -> dict[str, float]:
         chosen = choose_option(prediction, row["choices"])
         return {"correct": float(chosen is not None and chosen == letter_index(row["answer"].strip()))}
+
+    def chance(self, row: Mapping[str, Any]) -> dict[str, float]:
+        """A uniform guess among the options, and always answering the first option (A)."""
+        return {"uniform": 1 / len(row["choices"]), "first_option": float(row["answer"].strip().upper() == "A")}
 
     def group(self, row: Mapping[str, Any]) -> str:
         grade = (row.get("metadata") or {}).get("grade")

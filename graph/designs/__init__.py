@@ -54,6 +54,9 @@ def _entries() -> list[Design]:
                chameleon.build_chameleon, chameleon.build_chameleon_graph),
         Design("direct", "the base model answers at once, without tools (options scored)",
                baselines.build_direct, lambda: baselines.build_baseline_graph("direct"), reference=True),
+        Design("chance", "an option drawn uniformly at random, the same for the same question (closed options)",
+               baselines.build_chance, lambda: baselines.build_baseline_graph("chance"), models="none",
+               reference=True),
         Design("majority", "a constant answer: the commonest answer letter of --baseline-train (ScienceQA), "
                "'yes' (HotpotQA)", baselines.build_majority, lambda: baselines.build_baseline_graph("majority"),
                models="none", reference=True),

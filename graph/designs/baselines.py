@@ -4,6 +4,9 @@
   training file; HotpotQA: "yes" (the commonest HotpotQA answer).
 - `direct`: the base model answers at once, without tools. ScienceQA: the option it
   scores likeliest after the question; HotpotQA: a short greedy answer.
+- `chance`: an option drawn uniformly at random (seeded by the question, so a rerun draws the
+  same); only for tasks with closed options. Its expected score is the chance level the
+  summaries report.
 
 A baseline is a graph of one node whose episode is one `Finish` step, so results rows,
 summaries and diagnostics have the same form as the group's.
@@ -11,6 +14,7 @@ summaries and diagnostics have the same form as the group's.
 
 from __future__ import annotations
 
+import hashlib
 from collections import Counter
 from dataclasses import dataclass
 from typing import Any, Callable, Mapping, Sequence
@@ -82,6 +86,22 @@ def _baseline(name: str, inputs: DesignInputs, answer: Answerer) -> GraphAgent:
     context = BaselineContext(toolbox=build_toolbox([], ToolResources()), task=inputs.task, limits=inputs.limits,
                               name=name, answer=answer)
     return GraphAgent(name, build_baseline_graph(name), context)
+
+
+def chance_answerer(task: Task, seed: int = 0) -> Answerer:
+    """A uniform draw among the options; the same question always draws the same option."""
+    if not task.closed_options:
+        raise ConfigError(f"the chance baseline needs closed answer options; {task.name} answers are open")
+
+    def answer(question: str, inputs: Mapping[str, Any]) -> str:
+        choices = task.answer_choices(inputs) or []
+        digest = hashlib.sha256(f"{seed}\0{question}".encode()).digest()
+        return choices[int.from_bytes(digest[:8], "big") % len(choices)] if choices else ""
+    return answer
+
+
+def build_chance(inputs: DesignInputs) -> GraphAgent:
+    return _baseline("chance", inputs, chance_answerer(inputs.task))
 
 
 def build_direct(inputs: DesignInputs) -> GraphAgent:

@@ -10,16 +10,18 @@ import pytest
 from autoact.cli import main
 from core.errors import DataError
 from evaluation import report_format, report_markdown
+from evaluation.report import interval_text
 from evaluation.run_report import write_report
+from evaluation.yardsticks import add_yardsticks
 from tasks import get_task
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
 
 def make_run(root: Path, name: str, task: str, stages: list[dict], evaluations: dict[str, str],
-             results: dict[str, list[dict]], **extra) -> Path:
-    """A run directory; `results` maps an eval dir to result rows summarized by the task itself,
-    so summary.json has exactly the runner's format."""
+             results: dict[str, list[dict]], task_rows: list[dict] | None = None, **extra) -> Path:
+    """A run directory; `results` maps an eval dir to result rows, written as results.jsonl and summarized
+    as the runner does (the task's summary with intervals), so the files have exactly the runner's format."""
     run_dir = root / name
     run_dir.mkdir(parents=True)
     data = {"name": name, "task": task, "preset": "quick", "model": "SmolLM2-135M-Instruct",
@@ -29,9 +31,17 @@ def make_run(root: Path, name: str, task: str, stages: list[dict], evaluations: 
     (run_dir / "run.json").write_text(json.dumps(data), encoding="utf-8")
     for rel, rows in results.items():
         (run_dir / rel).mkdir(parents=True)
-        summary = get_task(task).summarize(rows)
+        summary = add_yardsticks(get_task(task).summarize(rows), get_task(task), rows, task_rows or [])
         (run_dir / rel / "summary.json").write_text(json.dumps(summary), encoding="utf-8")
+        (run_dir / rel / "results.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
     return run_dir
+
+
+def intervals(eval_dir: Path, *metrics: str) -> list[str]:
+    """The interval cells the report should show for an evaluation's summary."""
+    summary = json.loads((eval_dir / "summary.json").read_text())
+    assert all(summary["intervals"][m] for m in metrics)
+    return [interval_text(summary["intervals"][m]) for m in metrics]
 
 
 def stage(name, status="done", seconds=1.0, counts=None, error=None):
@@ -90,11 +100,13 @@ def test_hotpotqa_results_stages_and_missing_evaluation(hotpot_run):
 
     assert table_header(text, "evaluation") == [
         "evaluation", "easy F1", "easy EM", "medium F1", "medium EM", "hard F1", "hard EM",
-        "overall F1", "overall EM", "n", "halted", "errors"]
+        "overall F1", "overall EM", "overall F1 95% CI", "overall EM 95% CI", "n", "halted", "errors"]
     assert table_row(text, "Meta-Agent zero-shot") == [
-        "75.0", "50.0", "—", "—", "25.0", "0.0", "58.3", "33.3", "3", "1", "0"]
+        "75.0", "50.0", "—", "—", "25.0", "0.0", "58.3", "33.3", *intervals(hotpot_run / "eval/zero-shot", "f1", "em"),
+        "3", "1", "0"]
     assert table_row(text, "AutoAct") == [
-        "100.0", "100.0", "—", "—", "—", "—", "100.0", "100.0", "2", "0", "1"]
+        "100.0", "100.0", "—", "—", "—", "—", "100.0", "100.0", *intervals(hotpot_run / "eval/autoact", "f1", "em"),
+        "2", "0", "1"]
     assert ("- AutoAct: 1 of 2 questions ended in an error and are not scored above; over all 2 questions, "
             "errors counted as wrong: F1 50.0, EM 50.0.") in text
     assert table_row(text, "AutoAct w/o reflect")[0] == "not run"
@@ -133,8 +145,10 @@ def test_scienceqa_accuracy_per_grade_band(tmp_path):
                        {"AutoAct": "eval/autoact"}, {"eval/autoact": rows})
     text = write_report([run_dir]).read_text()
     assert table_header(text, "evaluation") == [
-        "evaluation", "grade1-4 Acc", "grade5-8 Acc", "grade9-12 Acc", "overall Acc", "n", "halted", "errors"]
-    assert table_row(text, "AutoAct") == ["66.7", "0.0", "100.0", "60.0", "5", "0", "0"]
+        "evaluation", "grade1-4 Acc", "grade5-8 Acc", "grade9-12 Acc", "overall Acc", "overall Acc 95% CI", "n", "halted",
+        "errors"]
+    assert table_row(text, "AutoAct") == ["66.7", "0.0", "100.0", "60.0", *intervals(run_dir / "eval/autoact", "correct"),
+                                          "5", "0", "0"]
 
 
 def test_two_runs_side_by_side(tmp_path):
@@ -146,10 +160,10 @@ def test_two_runs_side_by_side(tmp_path):
     report = write_report([a, b], out)
     assert report == out
     text = out.read_text()
-    assert table_row(text, "A / AutoAct")[-5:-3] == ["100.0", "100.0"]  # its errored row is not scored
+    assert table_row(text, "A / AutoAct")[-7:-5] == ["100.0", "100.0"]  # its errored row is not scored
     assert table_row(text, "A / AutoAct w/o reflect")[0] == "not run"
     assert table_row(text, "B / AutoAct")[:2] == ["40.0", "0.0"]
-    assert table_row(text, "B / AutoAct")[-5:-3] == ["40.0", "0.0"]
+    assert table_row(text, "B / AutoAct")[-7:-5] == ["40.0", "0.0"]
     assert "## Run `A`" in text and "## Run `B`" in text
     for png in ("scores.png", "stage_times.png"):
         assert (out.parent / png).read_bytes().startswith(PNG_SIGNATURE)
@@ -292,3 +306,25 @@ def test_a_collection_names_each_evaluations_design_from_the_registry(tmp_path):
     summary_path.write_text(json.dumps(summary))
     text = write_report([holder / "cmp"], tmp_path / "report.md").read_text()
     assert f"`mine` (react: {DESIGNS['react'].description})" in text
+
+
+def test_chance_levels_and_paired_comparisons_are_reported(tmp_path):
+    """The report gives the chance level of the questions and compares each evaluation with the zero-shot
+    Meta-Agent on the same questions, wording a difference inside the noise as none."""
+    questions = [{"id": str(i), "question": f"Q{i}", "choices": ["x", "y"] if i % 2 else ["x", "y", "z", "w"],
+                  "answer": "A" if i < 3 else "B", "metadata": {"grade": 2}} for i in range(6)]
+    zero = [{"id": q["id"], "group": "grade1-4", "correct": 1.0 if i < 2 else 0.0, "error": None}
+            for i, q in enumerate(questions)]
+    trained = [{**r, "correct": 1.0 if i < 4 else 0.0} for i, r in enumerate(zero)]
+    run_dir = make_run(tmp_path, "sq", "scienceqa", [], {"Meta-Agent zero-shot": "eval/zero-shot",
+                                                         "AutoAct": "eval/autoact"},
+                       {"eval/zero-shot": zero, "eval/autoact": trained}, task_rows=questions)
+    text = write_report([run_dir]).read_text()
+    uniform = round(100 * (3 * 1 / 2 + 3 * 1 / 4) / 6, 2)
+    assert f"Chance level: chance on these 6 questions: {uniform:.1f}% (uniform guess among the options), " \
+           "50.0% (always the first option)." in text
+    section = text.split("## Comparisons", 1)[1]
+    row = table_row(section, "AutoAct")
+    # 2 questions right only for AutoAct, none only for zero-shot: McNemar p = 2 * (1/2)^2 = 0.5
+    assert row[:6] == ["Meta-Agent zero-shot", "Acc", "6", "33.3", "66.7", "+33.3"]
+    assert row[7:] == ["0.5", "McNemar (exact)", "no difference detectable at n=6"]

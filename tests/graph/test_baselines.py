@@ -70,3 +70,25 @@ def test_eval_cli_runs_the_majority_baseline_without_a_server(tmp_path):
                  "--base-url", "http://127.0.0.1:9/v1"]) == 0
     summary = json.loads((tmp_path / "out" / "summary.json").read_text())
     assert summary["correct"] == round(100 * 2 / 3, 2) and summary["n"] == 3
+
+
+def test_chance_draws_options_uniformly_and_the_same_for_the_same_question(tmp_path):
+    from collections import Counter
+
+    from graph.designs.baselines import chance_answerer
+    answer = chance_answerer(SQA)
+    inputs = {"choices": ["a", "b", "c", "d"]}
+    draws = Counter(answer(f"question {i}", inputs) for i in range(4000))
+    assert set(draws) == {"A. a", "B. b", "C. c", "D. d"}
+    assert all(abs(count / 4000 - 0.25) < 0.03 for count in draws.values())  # uniform within sampling noise
+    assert answer("question 7", inputs) == answer("question 7", inputs)
+    rows = [{**r, "id": f"{r['id']}-{i}", "question": f"{r['question']} ({i})"} for i in range(40) for r in SQA_ROWS]
+    summary = evaluate(build_on_model("chance", SQA, hotpot_toolbox(), None), SQA, rows,
+                       EvalOptions(tmp_path, progress=False))
+    lo, hi = summary["intervals"]["correct"]
+    assert lo <= summary["chance"]["uniform"] <= hi  # it scores the chance level the summary states
+
+
+def test_chance_is_refused_for_open_answers():
+    with pytest.raises(ConfigError, match="closed answer options; hotpotqa answers are open"):
+        build_on_model("chance", HOTPOT, hotpot_toolbox(), None)

@@ -66,7 +66,7 @@ def test_eval_agent_choices_are_the_non_reference_designs():
 
 def test_eval_baseline_choices_are_the_reference_designs():
     references = [n for n, d in DESIGNS.items() if d.reference]
-    assert eval_choices("baseline") == references and set(references) == {"direct", "majority"}
+    assert eval_choices("baseline") == references and set(references) == {"chance", "direct", "majority"}
 
 
 @pytest.mark.parametrize("name", list(DESIGNS))
