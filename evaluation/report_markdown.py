@@ -189,8 +189,9 @@ def _chance_notes(evaluations: Sequence[tuple[str, Evaluation]]) -> list[str]:
         return []
     texts = {label: chance_text(summary) for label, summary in found}
     if len(set(texts.values())) == 1:
-        return [f"Chance level: {next(iter(texts.values()))}.", ""]
-    return [*(f"- Chance level of {label}: {text}." for label, text in texts.items()), ""]
+        text = next(iter(texts.values())) or ""
+        return [f"{text[:1].upper()}{text[1:]}.", ""]
+    return [*(f"- {label}: {text}." for label, text in texts.items()), ""]
 
 
 def _error_notes(task: Task, evaluations: Sequence[tuple[str, Evaluation]]) -> list[str]:

@@ -321,7 +321,7 @@ def test_chance_levels_and_paired_comparisons_are_reported(tmp_path):
                        {"eval/zero-shot": zero, "eval/autoact": trained}, task_rows=questions)
     text = write_report([run_dir]).read_text()
     uniform = round(100 * (3 * 1 / 2 + 3 * 1 / 4) / 6, 2)
-    assert f"Chance level: chance on these 6 questions: {uniform:.1f}% (uniform guess among the options), " \
+    assert f"Chance on these 6 questions: {uniform:.1f}% (uniform guess among the options), " \
            "50.0% (always the first option)." in text
     section = text.split("## Comparisons", 1)[1]
     row = table_row(section, "AutoAct")
