@@ -69,23 +69,19 @@ def test_read_json_reads_a_whole_multiline_document(tmp_path):
     assert read_json(path) == {"a": [1, 2], "b": "é"}
 
 
-def test_read_json_missing_file_is_a_data_error_naming_path_and_what(tmp_path):
-    path = tmp_path / "nope.json"
+@pytest.mark.parametrize("content, what, where, detail", [
+    (None, "run record", ": cannot read the run record", "No such file or directory"),  # missing: path and what
+    ('{\n  "a": 1,\n  "b": \n}\n', "settings file", ":4: not valid JSON",  # bad JSON: the line of the error
+     "the settings file may have been cut off"),
+], ids=["missing", "bad-json"])
+def test_read_json_errors_name_the_file_and_what_it_is(tmp_path, content, what, where, detail):
+    path = tmp_path / "file.json"
+    if content is not None:
+        path.write_text(content, encoding="utf-8")
     with pytest.raises(DataError) as info:
-        read_json(path, what="run record")
+        read_json(path, what=what)
     message = str(info.value)
-    assert message.startswith(f"{path}: cannot read the run record")
-    assert "No such file or directory" in message
-
-
-def test_read_json_bad_json_names_the_line_of_the_error(tmp_path):
-    path = tmp_path / "config.json"
-    path.write_text('{\n  "a": 1,\n  "b": \n}\n', encoding="utf-8")
-    with pytest.raises(DataError) as info:
-        read_json(path, what="settings file")
-    message = str(info.value)
-    assert message.startswith(f"{path}:4: not valid JSON")
-    assert "the settings file may have been cut off" in message
+    assert message.startswith(f"{path}{where}") and detail in message
 
 
 def test_read_json_cut_off_and_empty_files_are_data_errors(tmp_path):
