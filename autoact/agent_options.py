@@ -73,7 +73,8 @@ def agent_from_args(args: argparse.Namespace, task: Task, rows: Sequence[dict] |
     name = getattr(args, "baseline", None) or getattr(args, "agent", "autoact")
     entry = design(name)
     group = getattr(args, "group", None)
-    endpoint = EndpointConfig(base_url=args.base_url, api_key=args.api_key, timeout=args.timeout)
+    endpoint = EndpointConfig(base_url=args.base_url, api_key=args.api_key, timeout=args.timeout,
+                              temperature=getattr(args, "temperature", 0.0))
     limits = Limits(max_steps=args.max_steps, max_reflections=args.max_reflections,
                     context_tokens=args.context_tokens, answer_at_limit=args.answer_at_limit)
     settings = AgentSettings(scored=not args.free_actions, scored_arguments=args.scored_arguments)

@@ -104,8 +104,10 @@ def cmd_synthesize(args: argparse.Namespace) -> int:
     agent = agent_from_args(args, task, corpus)
     info = {"model": args.model, "group": args.group, "base_url": args.base_url, "questions": str(args.questions),
             "corpus": str(args.corpus) if args.corpus else None, "scored": not args.free_actions,
-            "scored_arguments": args.scored_arguments, "answer_at_limit": args.answer_at_limit}
-    summary = synthesize(agent, task, questions, out_file(args.out), args.concurrency, not args.no_progress, info)
+            "scored_arguments": args.scored_arguments, "answer_at_limit": args.answer_at_limit,
+            "temperature": args.temperature}
+    summary = synthesize(agent, task, questions, out_file(args.out), args.concurrency, not args.no_progress, info,
+                         samples=args.samples)
     console.print(summary_table(summary, task.metrics, title=f"synthesis on {task.name} (success = reward 1)"))
     return 0
 
@@ -224,7 +226,8 @@ def cmd_pipeline(args: argparse.Namespace) -> int:
     overrides = {k: v for k, v in (("n_questions", args.n_questions), ("epochs", args.epochs),
                                    ("eval_limit", args.eval_limit), ("concurrency", args.concurrency),
                                    ("scored_arguments", args.scored_arguments or None),
-                                   ("answer_at_limit", args.answer_at_limit or None))
+                                   ("answer_at_limit", args.answer_at_limit or None),
+                                   ("synth_samples", args.samples), ("synth_temperature", args.temperature))
                  if v is not None}
     config = PipelineConfig(task=args.task, workdir=Path(args.workdir), preset=args.preset,
                             data_dir=Path(args.data_dir), base=args.base, base_url=args.base_url,
@@ -327,6 +330,12 @@ def add_training_parsers(sub: argparse._SubParsersAction) -> None:
     syn.add_argument("--corpus", default=None, help="HotpotQA-format JSONL whose context paragraphs form the docstore")
     syn.add_argument("--concurrency", type=positive_int, default=8,
                      help="episodes run at once (the batched worker decodes them together)")
+    syn.add_argument("--samples", type=positive_int, default=1,
+                     help="solve each question K times (rows ID#0 … ID#K-1); differentiation keeps the right ones "
+                          "and drops repeats (default 1: the paper's one attempt)")
+    syn.add_argument("--temperature", type=non_negative, default=0.0,
+                     help="sampling temperature of generated thoughts and arguments (default 0: greedy); "
+                          "with --samples K > 1, a temperature above 0 makes the attempts differ")
     syn.add_argument("--no-progress", action="store_true", help="no progress bar")
     add_group_options(syn)
     syn.set_defaults(func=cmd_synthesize)
@@ -404,6 +413,10 @@ def add_training_parsers(sub: argparse._SubParsersAction) -> None:
                     "and open answers among the episode's names and numbers by likelihood (for weak models)")
     pl.add_argument("--answer-at-limit", action="store_true", help="synthesis and eval episodes must Finish in "
                     "their last steps instead of halting without an answer")
+    pl.add_argument("--samples", type=positive_int, default=None,
+                    help="override the preset's attempts per question in synthesis (quick and paper: 1)")
+    pl.add_argument("--temperature", type=non_negative, default=None,
+                    help="override the preset's synthesis temperature (quick and paper: 0, greedy)")
     pl.add_argument("--rounds", type=positive_int, default=1,
                     help="self-improvement rounds: round r>=2 synthesizes new "
                     "questions with the latest round's trained group, or the Meta-Agent while no round has "

@@ -92,13 +92,14 @@ class _Run:
         return {"questions": w / "questions.jsonl", "trajectories": w / "trajectories.jsonl", "data": w / "data",
                 "adapters": w / "adapters", "logs": w / "logs"}
 
-    def agent(self, url: str, roles: RoleModels, rows: list[dict], max_steps: int, prompts: str) -> GraphAgent:
+    def agent(self, url: str, roles: RoleModels, rows: list[dict], max_steps: int, prompts: str,
+              temperature: float = 0.0) -> GraphAgent:
         """The group at `url` with these roles; `rows`' pages form its docstore."""
         toolbox = build_task_toolbox(self.task, rows, tools_file=self.tools_file)
         settings = AgentSettings(scored=True, scored_arguments=self.preset.scored_arguments)
         limits = Limits(max_steps=max_steps, answer_at_limit=self.preset.answer_at_limit)
-        return build_agent("autoact", self.task, toolbox, roles, EndpointConfig(base_url=url), settings, limits,
-                           prompts)  # type: ignore[arg-type]
+        return build_agent("autoact", self.task, toolbox, roles, EndpointConfig(base_url=url, temperature=temperature),
+                           settings, limits, prompts)  # type: ignore[arg-type]
 
     def meta_agent_stages(self) -> None:
         """serve, self-instruct, select-tools and synthesize, by the Meta-Agent (or an earlier round's group)."""
@@ -129,10 +130,13 @@ class _Run:
                 roles = RoleModels(*(synth_roles.get(r, base.name) for r in ROLES))
                 # grounded questions carry their pages; otherwise the evaluation file's pages form the docstore
                 pages = questions if any(q.get("context") for q in questions) else self.eval_rows
-                agent = self.agent(url, roles, pages, self.preset.synth_max_steps, "roles" if synth_roles else "meta")
+                agent = self.agent(url, roles, pages, self.preset.synth_max_steps, "roles" if synth_roles else "meta",
+                                   self.preset.synth_temperature)
                 who = {"model": base.name, "group": {r: str(config.synth_adapters[r]) for r in synth_roles}}
                 summary = synthesize(agent, task, questions, paths["trajectories"], self.preset.concurrency,
-                                     config.progress, {**who, "questions": str(paths["questions"])})
+                                     config.progress, {**who, "questions": str(paths["questions"]),
+                                                       "temperature": self.preset.synth_temperature},
+                                     samples=self.preset.synth_samples)
                 counts.update(trajectories=summary["n"], **{k: summary[k] for k in task.metrics},
                               halted=summary["halted"], errors=summary["errors"])
 

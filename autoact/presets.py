@@ -31,6 +31,8 @@ class Preset:
     target_modules: tuple[str, ...] = ("q_proj", "v_proj")
     scored_arguments: bool = False  # entity arguments and open answers chosen among episode spans
     answer_at_limit: bool = False  # the last steps must Finish instead of halting without an answer
+    synth_samples: int = 1  # attempts per question in synthesis (1: the paper's)
+    synth_temperature: float = 0.0  # sampling temperature of synthesis (0: greedy, the paper's)
 
 
 PRESETS = {

@@ -38,6 +38,7 @@ class EvalOptions:
     summary_file: str = "summary.json"
     label: str = "eval"  # progress-bar label
     settings: dict[str, Any] | None = None  # how the agent was set up, copied into the summary
+    kept: Callable[[dict[str, Any]], bool] | None = None  # rows to count on the progress bar ("kept" so far)
 
 
 def run_episode(agent: Agent, task: Task, row: dict[str, Any],
@@ -91,9 +92,16 @@ def evaluate(agent: Agent, task: Task, rows: Sequence[dict[str, Any]], options: 
         todo = results.pending(wanted)
         bar = tqdm(total=len(wanted), initial=len(wanted) - len(todo), desc=f"{options.label} {task.name}",
                    unit="q", disable=not options.progress, dynamic_ncols=True)
+        wanted_ids = {str(r["id"]) for r in wanted}
+        kept = sum(1 for r in results.rows if str(r["id"]) in wanted_ids and options.kept and options.kept(r))
+        if options.kept:
+            bar.set_postfix(kept=kept)
 
         def record(result: dict[str, Any]) -> None:
-            results.append(result)
+            nonlocal kept
+            if results.append(result) and options.kept and options.kept(result):
+                kept += 1
+                bar.set_postfix(kept=kept, refresh=False)
             bar.update(1)
             if on_row:
                 on_row(result)

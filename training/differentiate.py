@@ -66,11 +66,17 @@ def differentiate(trajectories: Iterable[Mapping[str, Any]], tools: Sequence[Too
     """Keep trajectories whose reward reaches `min_reward` (and that finished), cut them into pairs.
 
     `unfiltered` (the ablation without filtering) keeps every trajectory that ran without an
-    error, whatever its answer, and whether or not it finished.
+    error, whatever its answer, and whether or not it finished. A trajectory that repeats one kept
+    before (`trajectory_key`: two samples of one question taking the same steps) is dropped.
     """
     result = Differentiated()
+    seen: set[tuple] = set()
     for row in trajectories:
         reason = _drop_reason(row, min_reward, unfiltered)
+        if reason is None:  # several samples of a question may take the very same steps: keep one
+            key = trajectory_key(row)
+            reason = "duplicate trajectory" if key in seen else None
+            seen.add(key)
         if reason is None and max_trajectories is not None and result.kept >= max_trajectories:
             reason = "over --max-trajectories"
         if reason:
@@ -80,6 +86,14 @@ def differentiate(trajectories: Iterable[Mapping[str, Any]], tools: Sequence[Too
         for role, pairs in trajectory_pairs(row["question"], row["transcript"], tools, str(row["id"])).items():
             result.pairs[role].extend(pairs)
     return result
+
+
+def trajectory_key(row: Mapping[str, Any]) -> tuple:
+    """Two samples of one question (`question_id`, else the row's id) taking the same steps (node, thought,
+    action, argument) are the same lesson; distinct questions never are."""
+    steps = tuple((s.get("node"), s.get("thought") or "", s.get("action") or "", s.get("argument") or "")
+                  for s in row.get("transcript") or [])
+    return str(row.get("question_id", row.get("id"))), steps
 
 
 def _drop_reason(row: Mapping[str, Any], min_reward: float, unfiltered: bool = False) -> str | None:

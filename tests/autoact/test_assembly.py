@@ -118,3 +118,17 @@ def test_fireact_puts_the_all_roles_adapter_in_every_role(served):
     ctx = agent_from_args(args, TASK, ROWS).context
     assert (ctx.plan.model.name, ctx.tool.model.name, ctx.reflect.model.name) == ("all", "all", "all")
     assert (ctx.plan.role, ctx.tool.role, ctx.reflect.role) == ("plan", "tool", "reflect")
+
+
+def test_synthesize_samples_with_the_temperature_it_is_given(served):
+    from autoact.agent_options import agent_from_args
+    from autoact.cli import build_parser
+    args = build_parser().parse_args(["synthesize", "--task", "hotpotqa", "--questions", "q.jsonl", "--out", "t.jsonl",
+                                      "--base-url", "http://unused/v1", "--model", "base", "--samples", "3",
+                                      "--temperature", "0.7"])
+    assert args.samples == 3
+    ctx = agent_from_args(args, TASK, ROWS).context
+    assert {ctx.plan.model.config.temperature, ctx.tool.model.config.temperature} == {0.7}
+    greedy = build_parser().parse_args(["eval", "--task", "hotpotqa", "--data", "x", "--out", "o",
+                                        "--base-url", "http://unused/v1", "--model", "base"])
+    assert agent_from_args(greedy, TASK, ROWS).context.plan.model.config.temperature == 0.0  # eval stays greedy

@@ -90,3 +90,12 @@ def test_inspect_prints_kept_trajectories_with_their_actions(tmp_path, capsys):
     out = " ".join(capsys.readouterr().out.split())
     assert "1 of 2 trajectories reach reward 1.0" in out and "t1" in out and "t2" not in out
     assert "Retrieve[Freedonia]" in out and "Reflect[right]" in out  # brackets are not taken for markup
+
+
+def test_samples_of_one_question_taking_the_same_steps_are_kept_once():
+    first = {**trajectory(1), "id": "q#0", "question_id": "q"}
+    repeat = {**first, "id": "q#1"}
+    other_steps = {**first, "id": "q#2", "transcript": [{**STEPS[0], "argument": "Fredville"}, *STEPS[1:]]}
+    other_question = {**first, "id": "r#0", "question_id": "r"}
+    data = differentiate([first, repeat, other_steps, other_question], TOOLS)
+    assert data.kept == 3 and dict(data.dropped) == {"duplicate trajectory": 1}
