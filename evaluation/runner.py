@@ -28,6 +28,9 @@ from graph.protocol import Agent
 from tasks.base import Task
 
 
+SAMPLE_FIELDS = ("question_id", "sample")  # a row that is one of several attempts at a question says which
+
+
 @dataclass
 class EvalOptions:
     out_dir: Path
@@ -64,7 +67,8 @@ def run_episode(agent: Agent, task: Task, row: dict[str, Any],
     scores = task.score(result.answer, row) if has_gold else {}
     transcript = result.steps
     return {
-        "id": row["id"], "question": question, "gold": task.gold(row) if has_gold else None,
+        "id": row["id"], **{k: row[k] for k in SAMPLE_FIELDS if k in row},
+        "question": question, "gold": task.gold(row) if has_gold else None,
         "prediction": result.answer, **scores, "reward": scores.get(task.reward_metric), "group": task.group(row),
         "steps": len(transcript), "halted": result.halted, "halt_reason": result.halt_reason, "error": result.error,
         "seconds": round(time.perf_counter() - start, 2),

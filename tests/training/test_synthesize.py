@@ -41,6 +41,10 @@ def test_several_samples_per_question_are_rows_of_their_own_and_resume(tmp_path)
     synthesize(group(calls), TASK, QUESTIONS[:2], out, progress=False, samples=3)
     rows = [json.loads(line) for line in out.read_text().splitlines()]
     assert sorted(r["id"] for r in rows) == ["si-0#0", "si-0#1", "si-0#2", "si-1#0", "si-1#1", "si-1#2"]
+    assert {(r["question_id"], r["sample"]) for r in rows} == {(f"si-{i}", k) for i in range(2) for k in range(3)}
+    from training.differentiate import differentiate
+    data = differentiate(rows, hotpot_toolbox().specs)  # the scripted group takes the same steps every time
+    assert data.kept == 1 and dict(data.dropped) == {"duplicate trajectory": 2, "reward below threshold": 3}
     assert json.loads(meta_path(out).read_text())["samples"] == 3 and len(calls) == 6
     synthesize(group(calls), TASK, QUESTIONS[:3], out, progress=False, samples=3)
     assert len(calls) == 9  # only the new question's three samples ran
