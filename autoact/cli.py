@@ -105,7 +105,8 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 def cmd_report(args: argparse.Namespace) -> int:
     """Write report.md (tables and plots) for one or more pipeline runs; print its path and a summary."""
-    from evaluation.run_report import terminal_summary, write_report
+    from evaluation.report_terminal import terminal_summary
+    from evaluation.run_report import write_report
 
     path = write_report([Path(d) for d in args.runs], Path(args.out) if args.out else None)
     for item in terminal_summary(args.runs):

@@ -38,6 +38,7 @@ from autoact.stages import differentiate_file, role_files, train_roles
 from core.errors import AutoactError, ConfigError
 from core.locking import OutputLock
 from core.roles import ROLES
+from evaluation.run_report import write_report
 from evaluation.runner import EvalOptions, evaluate
 from graph.context import Limits
 from graph.protocol import GraphAgent
@@ -200,7 +201,7 @@ def _run_pipeline(config: PipelineConfig, on_stage: Callable[[str], None] | None
         run.evaluate_group(trained)
         with record.running("report") as counts:
             report = _write_report(run.workdir)
-            counts["report"] = str(report) if report else "report module not available"
+            counts["report"] = str(report)
         record.data["finished_at"] = now()
         record.save()
         _write_report(run.workdir)  # once more, so the report shows its own stage done and the run finished
@@ -309,9 +310,5 @@ def _stage_train(record: RunRecord, preset: Preset, paths: dict[str, Path], base
     return trained_roles(paths["adapters"])
 
 
-def _write_report(workdir: Path) -> Path | None:
-    try:
-        from evaluation.run_report import write_report
-    except ImportError:
-        return None
+def _write_report(workdir: Path) -> Path:
     return write_report([workdir])

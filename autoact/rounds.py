@@ -137,7 +137,7 @@ def _cell(value: Any) -> str:
 
 
 def _write_markdown(root: Path, data: dict[str, Any]) -> None:
-    from evaluation.run_report import new_figure
+    from evaluation.report_plots import new_figure
 
     metric = data["metric"]
     cols = ["round", "synthesized_by", "synthesized", "synthesis_success", "kept", "plan_pairs", "tool_pairs", "reflect_pairs",

@@ -13,7 +13,6 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from evaluation.run_loading import Evaluation, Run
-from graph.designs import DESIGNS
 from tasks.base import Task
 
 RESUME_HINT = ("run the same `autoact pipeline` command again to resume the run: "
@@ -78,6 +77,10 @@ def design_label(summary: Mapping[str, Any] | None) -> str | None:
     name = settings.get("baseline") or settings.get("agent")
     if not name:
         return None
+    from graph.designs import (
+        DESIGNS,  # the registry (and LangGraph) only for summaries that name a design
+    )
+
     entry = DESIGNS.get(str(name))
     label = f"{name}: {entry.description}" if entry else str(name)
     if settings.get("baseline_train"):

@@ -15,19 +15,8 @@ from __future__ import annotations
 from pathlib import Path
 
 from evaluation.report_markdown import render_report
-from evaluation.report_plots import (
-    new_figure,
-    plot_behaviour,
-    plot_scores,
-    plot_stage_times,
-)
-from evaluation.report_terminal import terminal_summary
-from evaluation.run_loading import Evaluation, Run, load_run, load_runs
-
-# Re-exported for callers: autoact.cli (terminal_summary), autoact.rounds (new_figure), the pipeline
-# record's tests (load_run, render_report). PAPER_REFERENCE lives in evaluation.report_markdown.
-__all__ = ["Evaluation", "Run", "load_run", "load_runs", "new_figure", "render_report", "terminal_summary",
-           "write_report"]
+from evaluation.report_plots import plot_behaviour, plot_scores, plot_stage_times
+from evaluation.run_loading import load_runs
 
 REPORT_NAME = "report.md"
 SCORES_PNG = "scores.png"

@@ -25,8 +25,7 @@ from evaluation.results import ResultsFile
 from evaluation.trace import Tracer, trace_event
 from evaluation.yardsticks import add_yardsticks
 from graph.protocol import Agent
-from tasks.base import Task
-
+from tasks.base import Task, group_rows
 
 SAMPLE_FIELDS = ("question_id", "sample")  # a row that is one of several attempts at a question says which
 
@@ -97,8 +96,9 @@ def evaluate(agent: Agent, task: Task, rows: Sequence[dict[str, Any]], options: 
         bar = tqdm(total=len(wanted), initial=len(wanted) - len(todo), desc=f"{options.label} {task.name}",
                    unit="q", disable=not options.progress, dynamic_ncols=True)
         wanted_ids = {str(r["id"]) for r in wanted}
-        kept = sum(1 for r in results.rows if str(r["id"]) in wanted_ids and options.kept and options.kept(r))
+        kept = 0
         if options.kept:
+            kept = sum(1 for r in results.rows if str(r["id"]) in wanted_ids and options.kept(r))
             bar.set_postfix(kept=kept)
 
         def record(result: dict[str, Any]) -> None:
@@ -141,11 +141,8 @@ def summarize_results(task: Task, results: ResultsFile, wanted: Sequence[dict[st
     wanted_ids = {str(r["id"]) for r in wanted}
     done = [r for r in results.rows if str(r["id"]) in wanted_ids]
     summary = add_yardsticks(task.summarize(done), task, done, wanted)
-    by_group: dict[str, list[dict[str, Any]]] = {}
-    for r in done:
-        by_group.setdefault(str(r.get("group", "all")), []).append(r)
     summary["diagnostics"] = {**summarize_diagnostics(done),
-                              "groups": {g: summarize_diagnostics(items) for g, items in sorted(by_group.items())}}
+                              "groups": {g: summarize_diagnostics(items) for g, items in group_rows(done).items()}}
     if options.settings:
         summary["settings"] = options.settings
     (options.out_dir / options.summary_file).write_text(json.dumps(summary, indent=2) + "\n", encoding="utf-8")

@@ -32,8 +32,17 @@ def bootstrap_interval(values: Sequence[float], resamples: int = RESAMPLES, leve
     data = np.asarray(values, dtype=float)
     if np.all(data == data[0]):  # no spread: every resample has the same mean
         return round(100 * float(data[0]), 2), round(100 * float(data[0]), 2)
+    return _percentiles(_resampled_means(data, resamples, seed), level)
+
+
+def _resampled_means(data: np.ndarray, resamples: int, seed: int) -> np.ndarray:
+    """The means of `resamples` draws of len(data) values with replacement, seeded."""
     rng = np.random.default_rng(seed)
-    means = data[rng.integers(0, len(data), size=(resamples, len(data)))].mean(axis=1)
+    return data[rng.integers(0, len(data), size=(resamples, len(data)))].mean(axis=1)
+
+
+def _percentiles(means: np.ndarray, level: float) -> tuple[float, float]:
+    """The central `level` interval of resampled means, in percent."""
     tail = (1 - level) / 2
     lo, hi = np.quantile(means, [tail, 1 - tail])
     return round(100 * float(lo), 2), round(100 * float(hi), 2)
@@ -64,13 +73,9 @@ def paired_bootstrap(a: Sequence[float], b: Sequence[float], resamples: int = RE
     observed = float(d.mean())
     if np.all(d == d[0]):
         return (round(100 * observed, 2), round(100 * observed, 2)), 1.0 if observed == 0 else 0.0
-    rng = np.random.default_rng(seed)
-    means = d[rng.integers(0, len(d), size=(resamples, len(d)))].mean(axis=1)
-    tail = (1 - level) / 2
-    lo, hi = np.quantile(means, [tail, 1 - tail])
-    centred = means - observed
-    p = float(np.mean(np.abs(centred) >= abs(observed) - 1e-12))
-    return (round(100 * float(lo), 2), round(100 * float(hi), 2)), p
+    means = _resampled_means(d, resamples, seed)
+    p = float(np.mean(np.abs(means - observed) >= abs(observed) - 1e-12))
+    return _percentiles(means, level), p
 
 
 @dataclass(frozen=True)

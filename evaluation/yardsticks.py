@@ -11,7 +11,7 @@ from __future__ import annotations
 from typing import Any, Mapping, Sequence
 
 from evaluation.statistics import bootstrap_interval, mean_percent
-from tasks.base import Task
+from tasks.base import Task, group_rows
 
 
 def _yardsticks(task: Task, results: Sequence[Mapping[str, Any]],
@@ -30,9 +30,7 @@ def add_yardsticks(summary: dict[str, Any], task: Task, results: Sequence[Mappin
     """`summary` (from `task.summarize(results)`) with intervals and chance levels, overall and per group."""
     rows = {str(r["id"]): r for r in task_rows}
     summary.update(_yardsticks(task, results, rows))
-    by_group: dict[str, list[Mapping[str, Any]]] = {}
-    for r in results:
-        by_group.setdefault(str(r.get("group", "all")), []).append(r)
+    by_group = group_rows(results)
     for name, values in (summary.get("groups") or {}).items():
         values.update(_yardsticks(task, by_group.get(name, []), rows))
     return summary

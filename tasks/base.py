@@ -80,13 +80,18 @@ class Task(ABC):
             out["all_rows"] = {m: _percent(items, m) for m in self.metrics}
             return out
 
-        groups: dict[str, list[Mapping[str, Any]]] = {}
-        for r in rows:
-            groups.setdefault(str(r.get("group", "all")), []).append(r)
         summary = {"task": self.name, **means(rows)}
-        summary["groups"] = {g: means(items) for g, items in sorted(groups.items())}
+        summary["groups"] = {g: means(items) for g, items in group_rows(rows).items()}
         summary["halted"] = sum(1 for r in rows if r.get("halted"))
         return summary
+
+
+def group_rows(rows: Sequence[Mapping[str, Any]]) -> dict[str, list[Mapping[str, Any]]]:
+    """Result rows by their `group` (rows without one: `all`), groups in sorted order."""
+    groups: dict[str, list[Mapping[str, Any]]] = {}
+    for r in rows:
+        groups.setdefault(str(r.get("group", "all")), []).append(r)
+    return dict(sorted(groups.items()))
 
 
 def _percent(rows: Sequence[Mapping[str, Any]], metric: str) -> float | None:

@@ -55,7 +55,8 @@ def test_a_stage_cut_off_by_a_kill_is_marked_interrupted_by_the_next_invocation(
     entry = rec.stage("synthesize")
     entry.update(status="running")  # what a SIGKILL during the stage leaves in run.json
     rec.save()
-    from evaluation.run_report import load_run, render_report
+    from evaluation.report_markdown import render_report
+    from evaluation.run_loading import load_run
     assert not load_run(tmp_path).process_gone()  # this test's own process wrote it: still running
     data = json.loads((tmp_path / "run.json").read_text())
     data["history"][-1]["pid"] = 2 ** 22 + 12345  # above Linux's pid_max: no such process

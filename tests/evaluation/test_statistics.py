@@ -7,7 +7,13 @@ import math
 import numpy as np
 import pytest
 
-from evaluation.statistics import bootstrap_interval, compare, mcnemar_p, mean_percent, paired_bootstrap
+from evaluation.statistics import (
+    bootstrap_interval,
+    compare,
+    mcnemar_p,
+    mean_percent,
+    paired_bootstrap,
+)
 
 
 def test_mean_percent():
