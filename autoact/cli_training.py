@@ -15,6 +15,7 @@ from autoact.console import console, styled
 from autoact.options import (
     add_timeout_option,
     finite_float,
+    nonnegative_int,
     out_directory,
     out_file,
     positive_int,
@@ -80,12 +81,19 @@ def cmd_self_instruct(args: argparse.Namespace) -> int:
     corpus = read_rows(args.corpus, get_task("hotpotqa")) if args.corpus else None
     config = SelfInstructConfig(task=args.task, n=args.n, per_round=args.per_round, seed=args.seed,
                                 max_empty_rounds=args.max_empty_rounds, grounded=corpus is not None,
-                                answer_by=args.answer_by, concurrency=args.concurrency)
+                                answer_by=args.answer_by, concurrency=args.concurrency,
+                                permutations=args.permutations, min_agreement=args.min_agreement,
+                                shuffle_options=not args.keep_option_order)
     report = run_self_instruct(meta_agent(args, temperature=args.temperature), args.task, args.seeds,
                                out_file(args.out),
                                config, corpus_rows=corpus, progress=not args.no_progress)
+    summary = report.summary()
     console.print(f"{report.total} examples in {report.out_path} ({report.accepted} new this run, "
                   f"{report.rounds} rounds); rejected: {dict(report.rejected) or 'none'}")
+    if "order_checked" in summary:
+        console.print(f"option-order check: {summary['order_checked']} items, mean agreement "
+                      f"{summary['order_agreement']:.2f}, {report.rejected['position_bias']} dropped as position "
+                      f"bias; answer letters added: {summary.get('answer_letters') or 'none'}")
     return 0
 
 
@@ -320,6 +328,13 @@ def add_training_parsers(sub: argparse._SubParsersAction) -> None:
                          "'generate' has the model write whole examples")
     si.add_argument("--concurrency", type=positive_int, default=8,
                     help="rounds generated at once (the batched worker decodes them together)")
+    si.add_argument("--permutations", type=nonnegative_int, default=3,
+                    help="ScienceQA: other option orders each item is scored in; it is kept only when the model "
+                         "picks the same option's content there (0: no check)")
+    si.add_argument("--min-agreement", type=non_negative, default=1.0,
+                    help="ScienceQA: share of those orders that must agree (default: all)")
+    si.add_argument("--keep-option-order", action="store_true",
+                    help="ScienceQA: do not shuffle a kept item's options (by default answer letters are uniform)")
     si.add_argument("--no-progress", action="store_true", help="no progress bar")
     _endpoint_options(si)
     si.set_defaults(func=cmd_self_instruct)

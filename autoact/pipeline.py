@@ -268,7 +268,7 @@ def _stage_self_instruct(record: RunRecord, config: PipelineConfig, preset: Pres
         seeds = Path(config.data_dir) / task.name / "seeds.jsonl"
         report = run_self_instruct(_endpoint(url, model_name, preset.temperature), task.name, seeds,
                                    paths["questions"], si, corpus_rows=corpus, progress=config.progress, avoid=avoid)
-        counts.update(questions=report.total, rounds=report.rounds, rejected=sum(report.rejected.values()))
+        counts.update(report.summary())  # each check's removals, the option-order agreement, the answer letters
 
 
 def _stage_differentiate(record: RunRecord, task: Any, paths: dict[str, Path], preset: Preset,

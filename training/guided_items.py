@@ -4,7 +4,8 @@ A small model rarely writes a whole multiple-choice example in the right shape
 (question, lettered options, caption, image text, answer). Guided generation
 writes the labels itself and lets the model fill in one field after another,
 each stopped at the end of its line; the answer, a closed choice, is the
-option the model finds likeliest after `Answer:` instead of a generated letter.
+option the model finds likeliest after `Answer:` instead of a generated letter
+(`option_order.scored_option`; self-instruct then checks it against other option orders).
 Every field is checked as it comes, and an item that fails a check is
 returned as the reason (the same reasons `instruct_parsing` reports).
 """
@@ -16,7 +17,8 @@ from typing import Any
 from agents.llm import CompletionModel
 from core.answers import normalize_answer
 from training.answer_scoring import Norm
-from training.instruct_parsing import LETTERS, NO_IMG, is_empty, split_options
+from training.instruct_parsing import LETTERS, NO_IMG, is_empty, render_options, split_options
+from training.option_order import scored_option
 
 __all__ = ["guided_scienceqa_item"]
 
@@ -50,22 +52,16 @@ def guided_scienceqa_item(model: CompletionModel, prompt: str, norm: Norm = "cha
     norms = [normalize_answer(o) for o in options]
     if len(options) < 2 or not all(norms) or len(set(norms)) < len(norms):
         return "bad_options"
-    text = f"{text[:-len('(A)')]}" + " ".join(f"({LETTERS[i]}) {o}" for i, o in enumerate(options))
+    text = f"{text[:-len('(A)')]}" + render_options(options)
     caption = _line(model.generate(text + "\nImage caption:", stop=["\n"], max_tokens=_CAPTION_TOKENS))
     has_image = not is_empty(caption)
     text += f"\nImage caption: {caption if has_image else 'no image'}"
     ocr = _line(model.generate(text + "\nImage text:", stop=["\n"], max_tokens=_OCR_TOKENS)) if has_image else ""
     texts = [] if is_empty(ocr) else [t.strip() for t in ocr.split(";") if t.strip()]
     text += f"\nImage text: {'; '.join(texts) if texts else 'none'}\nAnswer:"
-    candidates = [f" {LETTERS[i]}. {o}" for i, o in enumerate(options)]
-    scores = model.score(text, candidates)
-    if len(scores) != len(candidates):
-        raise ValueError(f"the model returned {len(scores)} scores for {len(candidates)} options")
-    if norm == "char":
-        scores = [s / max(len(c), 1) for s, c in zip(scores, candidates)]
-    best = max(range(len(options)), key=lambda k: (scores[k], -k))
+    best = scored_option(model, text, options, norm)
     return {
-        "question": f"{stem}\nOptions: " + " ".join(f"({LETTERS[i]}) {o}" for i, o in enumerate(options)),
+        "question": f"{stem}\nOptions: {render_options(options)}",
         "choices": options,
         "answer": LETTERS[best],
         "caption": caption if has_image else NO_IMG,

@@ -253,7 +253,7 @@ def _finish_scienceqa(d: _Draft) -> dict[str, Any] | str:
         return "answer_not_in_options"
     has_image = not is_empty(d.caption)
     return {
-        "question": f"{stem}\nOptions: " + " ".join(f"({LETTERS[i]}) {o}" for i, o in enumerate(options)),
+        "question": f"{stem}\nOptions: {render_options(options)}",
         "choices": options,
         "answer": LETTERS[idx],
         "caption": d.caption.strip() if has_image and d.caption else NO_IMG,
@@ -290,6 +290,11 @@ def parse_hotpotqa_items(text: str, *, truncated: bool = False, max_answer_words
 def parse_scienceqa_items(text: str, *, truncated: bool = False) -> list[dict[str, Any]]:
     """Well-formed `{question, choices, answer, caption, ocr}` items of a generation, in order."""
     return [it for it in read_items(text, "scienceqa", truncated=truncated) if isinstance(it, dict)]
+
+
+def render_options(options: Sequence[str]) -> str:
+    """Options as a question shows them: `(A) first (B) second`."""
+    return " ".join(f"({LETTERS[i]}) {o}" for i, o in enumerate(options))
 
 
 def question_stem(question: str) -> str:

@@ -7,7 +7,7 @@ from typing import Any, Mapping, Sequence
 from core.answers import letter_index
 from prompts.builder import load_template
 from tools.image2text import ocr_texts
-from training.instruct_parsing import LETTERS, is_empty, question_stem
+from training.instruct_parsing import is_empty, question_stem, render_options
 
 CUE = "Question:"
 
@@ -16,16 +16,27 @@ def render_example(row: Mapping[str, Any], task_name: str) -> str:
     """One example block as the prompt shows it (and as the parser reads it back)."""
     if task_name != "scienceqa":
         return f"Question: {row['question'].strip()}\nAnswer: {row['answer'].strip()}"
-    choices, letter = row["choices"], row["answer"].strip()
+    letter = row["answer"].strip()
+    return f"{scienceqa_item_text(row)}\nAnswer: {letter}. {row['choices'][letter_index(letter)]}"
+
+
+def scienceqa_item_text(row: Mapping[str, Any], choices: Sequence[str] | None = None) -> str:
+    """A ScienceQA example block up to its answer line, with `choices` (default: the row's) as its options."""
+    choices = row["choices"] if choices is None else choices
     has_image = not is_empty(row.get("caption"))
     texts = ocr_texts(row.get("ocr"))
     return "\n".join([
         f"Question: {question_stem(row['question'])}",
-        "Options: " + " ".join(f"({LETTERS[i]}) {c}" for i, c in enumerate(choices)),
+        f"Options: {render_options(choices)}",
         f"Image caption: {row['caption'].strip() if has_image else 'no image'}",
         f"Image text: {'; '.join(texts) if texts else 'none'}",
-        f"Answer: {letter}. {choices[letter_index(letter)]}",
     ])
+
+
+def answer_scoring_text(prompt: str, row: Mapping[str, Any], choices: Sequence[str] | None = None) -> str:
+    """The text a ScienceQA item's options are scored after: the round `prompt` (ending with the `Question:`
+    cue), the item's fields with `choices` as its options, and the `Answer:` cue."""
+    return f"{prompt}{scienceqa_item_text(row, choices).removeprefix(CUE)}\nAnswer:"
 
 
 _HINTS = {

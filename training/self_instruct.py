@@ -18,7 +18,11 @@ write the answer line too.
 ScienceQA with `answer_by="score"` (the default) is guided (`guided_items`):
 the model fills in one field at a time after labels we write, and the answer
 is the option it scores likeliest. `answer_by="generate"` has it write whole
-examples, parsed leniently.
+examples, parsed leniently. Either way each ScienceQA item is scored again with
+its options in other orders and kept only when the model picks the same
+option's content (`option_order`: a label, not a position preference); a kept
+item's options are shuffled, so answer letters are uniform. The report counts
+what each check removed and the agreement of the checked items.
 """
 
 from __future__ import annotations
@@ -37,7 +41,7 @@ from tqdm import tqdm
 
 from agents.llm import CompletionModel
 from core import interrupt
-from core.answers import normalize_answer
+from core.answers import letter_index, normalize_answer
 from core.errors import AutoactError, ConfigError, DataError
 from core.interrupt import WorkerPool
 from core.jsonl import iter_jsonl, read_appendable
@@ -68,9 +72,11 @@ from training.instruct_parsing import (
     question_stem,
     read_items,
     read_questions,
+    render_options,
     split_options,
 )
-from training.instruct_prompts import CUE, build_prompt, render_example
+from training.instruct_prompts import CUE, answer_scoring_text, build_prompt, render_example
+from training.option_order import OrderCheck, check_option_order, shuffle_options
 
 __all__ = [
     "CUE", "LETTERS", "NO_IMG", "Grounding", "SelfInstructConfig", "SelfInstructError", "SelfInstructReport",
@@ -119,6 +125,17 @@ class SelfInstructConfig:
         "help": "length normalisation of candidate scores (answer_by='score'): 'char' divides the "
                 "log-likelihood by the span's length in characters; 'none' uses the scores as the model "
                 "returns them (for a model that already returns a per-token mean)", "choices": ("char", "none")})
+    permutations: int = field(default=3, metadata={
+        "help": "ScienceQA: other option orders each item is scored in; it is kept only when the model picks the "
+                "same option's content in at least min_agreement of them (a label, not a position preference); "
+                "0 turns the check off"})
+    min_agreement: float = field(default=1.0, metadata={
+        "help": "ScienceQA: share of the other option orders that must pick the item's answer"})
+    shuffle_options: bool = field(default=True, metadata={
+        "help": "ScienceQA: put a kept item's options in a random order, so answer letters are uniform"})
+
+    def order_check(self) -> OrderCheck:
+        return OrderCheck(self.permutations, self.min_agreement, self.shuffle_options, self.answer_norm)  # type: ignore[arg-type]
 
 
 @dataclass
@@ -140,6 +157,19 @@ class SelfInstructReport:
     rejected: Counter = field(default_factory=Counter)  # reason → count
     rounds: int = 0
     stopped_reason: str = ""
+    agreement: list[float] = field(default_factory=list)  # ScienceQA: each checked item's option-order agreement
+    answer_letters: Counter = field(default_factory=Counter)  # ScienceQA: the answer letters of the rows added
+
+    def summary(self) -> dict[str, Any]:
+        """The run's counts as a record keeps them: rows, rounds, each check's removals, agreement, letters."""
+        out: dict[str, Any] = {"questions": self.total, "added": self.accepted, "rounds": self.rounds,
+                               "rejected": sum(self.rejected.values()), "rejected_by": dict(self.rejected)}
+        if self.agreement:
+            out["order_checked"] = len(self.agreement)
+            out["order_agreement"] = round(sum(self.agreement) / len(self.agreement), 4)
+        if self.answer_letters:
+            out["answer_letters"] = dict(sorted(self.answer_letters.items()))
+        return out
 
 
 class SelfInstructError(AutoactError):
@@ -169,8 +199,8 @@ def read_seeds(path: str | Path, task: Task) -> list[dict[str, Any]]:
             if idx is None:
                 raise DataError(f"{path}:{lineno}: a ScienceQA seed needs 'Options: (A) .. (B) ..' in its question "
                                 f"(or 'choices') and an answer naming one of them")
-            row = {**row, "question": stem + "\nOptions: " + " ".join(
-                f"({LETTERS[i]}) {c}" for i, c in enumerate(choices)), "choices": choices, "answer": LETTERS[idx]}
+            row = {**row, "question": f"{stem}\nOptions: {render_options(choices)}", "choices": choices,
+                   "answer": LETTERS[idx]}
         seeds.append(row)
     if not seeds:
         raise DataError(f"{path}: no seed examples")
@@ -214,6 +244,8 @@ def _check(config: SelfInstructConfig, task: Task, corpus_rows: Sequence[Mapping
                  "max_candidates"):
         if getattr(config, name) < 1:
             raise ConfigError(f"self-instruct: {name} must be at least 1, got {getattr(config, name)}")
+    if config.permutations < 0 or not 0 <= config.min_agreement <= 1:
+        raise ConfigError("self-instruct: permutations must not be negative and min_agreement must lie in [0, 1]")
     if config.examples_shown < 0 or config.max_tokens < 0:
         raise ConfigError("self-instruct: examples_shown and max_tokens must not be negative")
     if config.answer_by not in ("generate", "score"):
@@ -296,17 +328,24 @@ def _generate_rows(model: CompletionModel, task: Task, seeds: list[dict[str, Any
                                        questions_only=scored), ground, pages, shown_pages)
         return _Round(build_prompt(name, shown, 1 if guided else per_call))
 
-    def generate(r: _Round) -> tuple[str, list[dict[str, Any] | str]]:
-        """The round's model calls (worker thread): its raw text and its items or rejection reasons."""
+    def generate(r: _Round) -> tuple[str, list[dict[str, Any] | str], list[float]]:
+        """The round's model calls (worker thread): its raw text, its items or rejection reasons, and (ScienceQA)
+        each checked item's option-order agreement."""
         if guided:
             items = [guided_scienceqa_item(model, r.prompt, config.answer_norm)  # type: ignore[arg-type]
                      for _ in range(per_call)]
-            return " | ".join(i if isinstance(i, str) else i["question"] for i in items), items
-        text = model.generate(r.prompt, stop=[], max_tokens=budget)
-        truncated = len(text) >= 3 * budget
-        if r.ground is not None and scored:
-            return text, _scored_items(model, CUE + text, truncated, r.shown_pages, r.ground.kind, config, index)
-        return text, read_items(CUE + text, name, truncated=truncated, max_answer_words=config.max_answer_words)
+            text = " | ".join(i if isinstance(i, str) else i["question"] for i in items)
+        else:
+            text = model.generate(r.prompt, stop=[], max_tokens=budget)
+            truncated = len(text) >= 3 * budget
+            if r.ground is not None and scored:
+                return text, _scored_items(model, CUE + text, truncated, r.shown_pages, r.ground.kind, config,
+                                           index), []
+            items = read_items(CUE + text, name, truncated=truncated, max_answer_words=config.max_answer_words)
+        if name != "scienceqa":
+            return text, items, []
+        checked = [_order_checked(model, r.prompt, item, config) for item in items]
+        return text, [item for item, _ in checked], [a for _, a in checked if a is not None]
 
     empty_rounds = 0
     bar = tqdm(total=config.n, initial=len(generated), desc=f"self-instruct {name}", unit="row",
@@ -322,8 +361,9 @@ def _generate_rows(model: CompletionModel, task: Task, seeds: list[dict[str, Any
                     r = prepare()
                     pending.append((r, pool.submit(generate, r)))
                 r, future = pending.popleft()
-                text, items = future.result()
+                text, items, agreement = future.result()
                 report.rounds += 1
+                report.agreement += agreement
                 added = 0
                 for item in items:
                     if isinstance(item, str):
@@ -349,6 +389,8 @@ def _generate_rows(model: CompletionModel, task: Task, seeds: list[dict[str, Any
                     ids.add(row_id)
                     index.add(_dedup_text(row))
                     generated.append(row)
+                    if name == "scienceqa":
+                        report.answer_letters[row["answer"]] += 1
                     added += 1
                     report.accepted += 1
                     bar.update(1)
@@ -375,6 +417,28 @@ def _generate_rows(model: CompletionModel, task: Task, seeds: list[dict[str, Any
         pool.shutdown(cancel=True)
     report.stopped_reason = f"reached n={config.n}"
     return report
+
+
+def _order_checked(model: CompletionModel, prompt: str, item: dict[str, Any] | str,
+                   config: SelfInstructConfig) -> tuple[dict[str, Any] | str, float | None]:
+    """A ScienceQA item after the option-order check and the shuffle (`option_order`), and its agreement.
+
+    An item whose answer the model does not pick again in at least `min_agreement` of the other
+    option orders is `position_bias`. The shuffle's order depends on the seed and the question only.
+    """
+    check = config.order_check()
+    if isinstance(item, str):
+        return item, None
+    rng = random.Random(f"{config.seed}:{item['question']}")
+    agreement = None
+    if check.permutations:
+        agreement = check_option_order(model, lambda options: answer_scoring_text(prompt, item, options),
+                                       item["choices"], letter_index(item["answer"]), check, rng,
+                                       original=item.get("answer_source") != "scored")  # a written answer
+        if agreement < check.min_agreement:
+            return "position_bias", agreement
+        item = {**item, "answer_agreement": round(agreement, 4)}
+    return (shuffle_options(item, rng) if check.shuffle else item), agreement
 
 
 def _scored_items(model: CompletionModel, text: str, truncated: bool, pages: Sequence[tuple[str, str]],

@@ -24,6 +24,7 @@ from training.instruct_parsing import read_questions
 from training.self_instruct import (
     SelfInstructConfig,
     SelfInstructError,
+    SelfInstructReport,
     build_prompt,
     find_groundings,
     page_kind,
@@ -361,8 +362,8 @@ def test_scienceqa_run_writes_valid_rows(tmp_path):
            "Options: (A) Maine (B) Ohio (C) Utah\nImage caption: A map of the United States.\n"
            "Image text: Maine; Ohio; Utah\nAnswer: A. Maine\n")
     model = ScriptedModel(generations=[gen])
-    report = run_self_instruct(model, "scienceqa", SCIENCE_SEEDS, out, SelfInstructConfig(n=2, answer_by="generate"),
-                               progress=False)
+    config = SelfInstructConfig(n=2, answer_by="generate", permutations=0, shuffle_options=False)
+    report = run_self_instruct(model, "scienceqa", SCIENCE_SEEDS, out, config, progress=False)
     rows = read_out(out)
     assert report.accepted == 2 and all(get_task("scienceqa").validate(r) is None for r in rows)
     assert rows[1]["answer"] == "A" and rows[1]["ocr"] == "['Maine', 'Ohio', 'Utah']"
@@ -379,8 +380,8 @@ def test_guided_scienceqa_fills_fields_and_scores_the_answer(tmp_path):
               " Which is a solid?", " milk (B) milk",  # duplicate options: dropped after two calls
               " Which word rhymes with cat?", " hat (B) dog", " none"]  # no image: no OCR question
     model = ScriptedModel(generations=fields, prefer=[" C. whale", " A. hat"])
-    report = run_self_instruct(model, "scienceqa", SCIENCE_SEEDS, out, SelfInstructConfig(n=2, per_round=3),
-                               progress=False)
+    config = SelfInstructConfig(n=2, per_round=3, permutations=0, shuffle_options=False)
+    report = run_self_instruct(model, "scienceqa", SCIENCE_SEEDS, out, config, progress=False)
     rows = read_out(out)
     assert report.accepted == 2 and report.rejected == {"bad_options": 1}
     assert rows[0]["question"] == "Which animal lives in water?\nOptions: (A) frog (B) camel (C) whale"
@@ -395,6 +396,77 @@ def test_guided_scienceqa_fills_fields_and_scores_the_answer(tmp_path):
     assert first[4].endswith("Image text: OCEAN\nAnswer:")
 
 
+GUIDED_FIELDS = [" Which animal lives in water?", " frog (B) camel (C) whale", " A photo of the sea.", " OCEAN"]
+
+
+def test_guided_items_whose_answer_follows_the_content_are_kept_with_shuffled_options(tmp_path):
+    """The model prefers the whale wherever it stands: every other order agrees, the item is kept with its
+    agreement, and its options are shuffled with the answer letter following the whale."""
+    out = tmp_path / "sqa.jsonl"
+    model = ScriptedModel(generations=list(GUIDED_FIELDS), prefer=[" whale"] * 4)
+    report = run_self_instruct(model, "scienceqa", SCIENCE_SEEDS, out, SelfInstructConfig(n=1, per_round=1),
+                               progress=False)
+    [row] = read_out(out)
+    assert report.accepted == 1 and report.agreement == [1.0] and row["answer_agreement"] == 1.0
+    assert sorted(row["choices"]) == ["camel", "frog", "whale"]
+    assert row["choices"][ord(row["answer"]) - 65] == "whale"
+    assert row["question"].endswith("Options: " + " ".join(f"({'ABC'[i]}) {c}" for i, c in enumerate(row["choices"])))
+    scored = [p for p in model.prompts if p.endswith("Answer:")]
+    assert len(scored) == 4  # the original order and three others
+    assert len({p.rsplit("\nOptions: ", 1)[1].split("\n")[0] for p in scored}) == 4  # four distinct orders
+    assert report.summary()["answer_letters"] == {row["answer"]: 1}
+    assert get_task("scienceqa").validate(row) is None
+
+
+def test_guided_items_whose_answer_is_a_position_are_dropped_and_counted(tmp_path):
+    """A model that always prefers (A) picks the frog first, then whatever the other orders put first: both
+    cyclic shifts move the frog off (A), so the item is `position_bias`, and its agreement is recorded."""
+    out = tmp_path / "sqa.jsonl"
+    model = ScriptedModel(generations=list(GUIDED_FIELDS), prefer=[" A."] * 4)
+    config = SelfInstructConfig(n=1, per_round=1, max_empty_rounds=1)
+    with pytest.raises(SelfInstructError) as err:
+        run_self_instruct(model, "scienceqa", SCIENCE_SEEDS, out, config, progress=False)
+    report = err.value.report
+    assert report.rejected["position_bias"] == 1 and read_out(out) == []
+    assert len(report.agreement) == 1 and report.agreement[0] <= 1 / 3  # the third order is random
+    summary = report.summary()
+    assert summary["rejected_by"]["position_bias"] == 1 and summary["order_agreement"] == round(report.agreement[0], 4)
+    assert summary["order_checked"] == 1 and "answer_letters" not in summary
+
+
+def test_min_agreement_keeps_an_item_most_orders_agree_on(tmp_path):
+    """With min_agreement 2/3 an item two of three other orders agree on is kept; at 1.0 it is not."""
+    def run(min_agreement: float, k: int) -> SelfInstructReport:
+        # the original order and two others pick the whale, the third other order the frog
+        model = ScriptedModel(generations=list(GUIDED_FIELDS), prefer=[" whale", " whale", " whale", " frog"])
+        config = SelfInstructConfig(n=1, per_round=1, max_empty_rounds=1, min_agreement=min_agreement)
+        try:
+            return run_self_instruct(model, "scienceqa", SCIENCE_SEEDS, tmp_path / f"{k}.jsonl", config,
+                                     progress=False)
+        except SelfInstructError as err:
+            return err.report
+
+    kept, dropped = run(0.6, 0), run(1.0, 1)
+    assert kept.accepted == 1 and kept.agreement == [pytest.approx(2 / 3)]
+    assert dropped.accepted == 0 and dropped.rejected["position_bias"] == 1
+
+
+def test_generated_items_are_checked_against_their_written_letter(tmp_path):
+    """answer_by="generate": the written answer (B, dolphin) must be what the model scores in the written
+    order and the other one; a model preferring the dolphin keeps it, one preferring (A) drops it."""
+    gen = (" Which of these is a mammal?\nOptions: (A) shark (B) dolphin\nImage caption: no image\n"
+           "Image text: none\nAnswer: B. dolphin\n")
+    config = SelfInstructConfig(n=1, answer_by="generate", max_empty_rounds=1, shuffle_options=False)
+    keeps = ScriptedModel(generations=[gen], prefer=[" dolphin"] * 2)
+    report = run_self_instruct(keeps, "scienceqa", SCIENCE_SEEDS, tmp_path / "a.jsonl", config, progress=False)
+    assert report.accepted == 1 and report.agreement == [1.0]
+    assert read_out(tmp_path / "a.jsonl")[0]["answer"] == "B"  # not shuffled: shuffle_options=False
+    drops = ScriptedModel(generations=[gen], prefer=[" A."] * 2)
+    with pytest.raises(SelfInstructError) as err:
+        run_self_instruct(drops, "scienceqa", SCIENCE_SEEDS, tmp_path / "b.jsonl", config, progress=False)
+    assert err.value.report.rejected == {"position_bias": 1} and err.value.report.agreement == [0.5]
+
+
 def test_guided_scienceqa_rejects_a_missing_question():
     from training.guided_items import guided_scienceqa_item
     model = ScriptedModel(generations=["  \n"])
@@ -402,6 +474,10 @@ def test_guided_scienceqa_rejects_a_missing_question():
 
 
 def test_seeds_and_config_errors(tmp_path):
+    for bad in ({"permutations": -1}, {"min_agreement": 1.5}):
+        with pytest.raises(ConfigError, match="permutations|min_agreement"):
+            run_self_instruct(ScriptedModel(), "scienceqa", SCIENCE_SEEDS, tmp_path / "x.jsonl",
+                              SelfInstructConfig(**bad), progress=False)
     seeds = read_seeds(SCIENCE_SEEDS, get_task("scienceqa"))
     assert [s["answer"] for s in seeds] == ["A", "B"] and len(seeds[1]["choices"]) == 2
     with pytest.raises(ConfigError):
