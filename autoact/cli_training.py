@@ -152,7 +152,9 @@ def cmd_differentiate(args: argparse.Namespace) -> int:
                           "the trajectories used")
     count, how = _token_counter(args.tokenizer)
     stats = differentiate_file(path, out_directory(args.out), tools, min_reward=args.min_reward,
-                               max_trajectories=args.max_trajectories, unfiltered=args.unfiltered, count=count,
+                               max_trajectories=args.max_trajectories, unfiltered=args.unfiltered,
+                               reflect_negatives=not args.no_reflect_negatives, negative_ratio=args.negative_ratio,
+                               count=count,
                                count_name=how, source={"synthesis": meta})
     _print_stats(stats)
     return 0
@@ -263,6 +265,9 @@ def cmd_pipeline(args: argparse.Namespace) -> int:
 def _print_stats(stats: dict[str, Any]) -> None:
     console.print(f"trajectories {stats['trajectories']}, kept {stats['kept']} "
                   f"({100 * stats['success_rate']:.1f}%), dropped {stats['dropped']}")
+    if verdicts := stats.get("reflect_verdicts"):
+        console.print(f"reflect verdicts: right {verdicts['right']}, wrong {verdicts['wrong']} (of which "
+                      f"{verdicts['negatives_used']} from the {verdicts['negatives_found']} wrong finishes found)")
     table = Table(title="pairs per role")
     for col in ("role", "pairs", "prompt tokens (mean/max)", "completion tokens (mean/max)"):
         table.add_column(col, justify="right")
@@ -362,6 +367,11 @@ def add_training_parsers(sub: argparse._SubParsersAction) -> None:
     dif.add_argument("--min-reward", type=non_negative, default=1.0, help="keep trajectories with at least this reward")
     dif.add_argument("--unfiltered", action="store_true", help="ablation: keep every trajectory that ran "
                      "without an error, right or wrong, finished or not")
+    dif.add_argument("--no-reflect-negatives", action="store_true", help="ablation: no Reflect[wrong] pairs from "
+                     "trajectories that finished with a wrong answer (by default they teach the reflect agent to "
+                     "reject, balanced against the Reflect[right] pairs)")
+    dif.add_argument("--negative-ratio", type=non_negative, default=1.0,
+                     help="most Reflect[wrong] pairs per Reflect[right] pair kept")
     dif.add_argument("--tools", default=None, help="tool list the trajectories used (default: from the meta file)")
     dif.add_argument("--task", default=None, help="task whose default tools to assume when there is no meta file")
     dif.add_argument("--tokenizer", default="default", help="tokenizer for length stats: default, a model dir, or none")

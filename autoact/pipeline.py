@@ -278,7 +278,8 @@ def _stage_differentiate(record: RunRecord, task: Any, paths: dict[str, Path], p
     with record.running("differentiate") as counts:
         tools = load_tool_specs(tools_file) if tools_file else default_tool_specs(task.name)
         stats = differentiate_file(paths["trajectories"], paths["data"], tools,
-                                   max_trajectories=preset.max_trajectories, source={"model": record.data.get("model")})
+                                   max_trajectories=preset.max_trajectories, reflect_negatives=preset.reflect_negatives,
+                                   source={"model": record.data.get("model")})
         counts.update(trajectories=stats["trajectories"], kept=stats["kept"],
                       **{f"{role}_pairs": v["pairs"] for role, v in stats["roles"].items()})
 

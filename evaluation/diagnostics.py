@@ -14,7 +14,9 @@ result row) and over a set of rows (`summarize_diagnostics`, in `summary.json`):
 - finish rate: episodes that proposed an answer (a Finish with an argument);
 - reflection outcome: of the reflections given, how many said right / wrong, and
   how many were correct (right on a correct answer, wrong on a wrong one;
-  correct = the task's reward metric reaches 1 for the judged answer);
+  correct = the task's reward metric reaches 1 for the judged answer), and the 2×2 table of
+  verdicts against right and wrong answers (`reflect_discrimination`): how many wrong answers
+  it caught and how many right ones it let through;
 - steps per episode, and tokens per episode per role (the server's usage counts, recorded by
   `agents.llm.TOKEN_USAGE` while the episode runs).
 """
@@ -82,6 +84,26 @@ def episode_diagnostics(task: Task, row: Mapping[str, Any], transcript: Sequence
     return out
 
 
+def reflect_discrimination(judged: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
+    """The reflect agent's verdicts against the truth of the answers it judged: the 2×2 table and its two rates.
+
+    `reflect_table[answer][verdict]` counts verdicts ("right"/"wrong") on right and on wrong
+    answers; `wrong_caught_rate` is the share of wrong answers judged wrong, `right_kept_rate`
+    the share of right answers judged right. Agreement alone hides an agent that always says right.
+    """
+    table = {answer: {"said right": 0, "said wrong": 0} for answer in ("right answers", "wrong answers")}
+    for v in judged:
+        answer_right = (v["verdict"] == "right") == bool(v["correct"])
+        table["right answers" if answer_right else "wrong answers"][f"said {v['verdict']}"] += 1
+
+    def rate(answer: str, verdict: str) -> float | None:
+        whole = sum(table[answer].values())
+        return round(100 * table[answer][verdict] / whole, 2) if whole else None
+
+    return {"reflect_table": table, "wrong_caught_rate": rate("wrong answers", "said wrong"),
+            "right_kept_rate": rate("right answers", "said right")}
+
+
 def summarize_diagnostics(rows: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
     """Rates over result rows that carry `diagnostics` (percentages, like the task metrics)."""
     diags = [r["diagnostics"] for r in rows if isinstance(r.get("diagnostics"), dict)]
@@ -101,6 +123,7 @@ def summarize_diagnostics(rows: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
         "reflect_right_rate": pct(sum(v["verdict"] == "right" for v in verdicts), len(verdicts)),
         "reflect_wrong_rate": pct(sum(v["verdict"] == "wrong" for v in verdicts), len(verdicts)),
         "reflection_accuracy": pct(sum(v["correct"] for v in judged), len(judged)),
+        **reflect_discrimination(judged),
         "steps_per_episode": round(sum(r.get("steps") or 0 for r in rows) / len(rows), 2) if rows else None,
     }
     usages = [r["tokens"] for r in rows if isinstance(r.get("tokens"), dict)]

@@ -209,7 +209,8 @@ def _error_notes(task: Task, evaluations: Sequence[tuple[str, Evaluation]]) -> l
 
 BEHAVIOUR_COLUMNS = (("valid_action_rate", "valid actions"), ("finish_rate", "finished"),
                      ("reflect_right_rate", "Reflect right"), ("reflect_wrong_rate", "Reflect wrong"),
-                     ("reflection_accuracy", "reflection correct"), ("evidence_recall", "evidence recall"),
+                     ("reflection_accuracy", "reflection correct"), ("wrong_caught_rate", "wrong caught"),
+                     ("right_kept_rate", "right kept"), ("evidence_recall", "evidence recall"),
                      ("evidence_all_rate", "all evidence"), ("steps_per_episode", "steps/episode"))
 
 
@@ -230,9 +231,28 @@ def _behaviour_section(runs: Sequence[Run]) -> list[str]:
     return ["## Behaviour", "",
             ("Percent of actions that named a tool of the task and ran (valid actions), of episodes that "
              "proposed an answer (finished), of reflections that said right / wrong and that judged the answer "
-             "correctly, and (HotpotQA) the share of gold supporting pages retrieved (evidence recall) and of "
-             "episodes that retrieved all of them."), "",
-            *table(header, rows, right=tuple(range(1, len(header)))), ""]
+             "correctly, of wrong answers the reflect agent judged wrong (wrong caught) and of right answers it "
+             "judged right (right kept), and (HotpotQA) the share of gold supporting pages retrieved (evidence "
+             "recall) and of episodes that retrieved all of them."), "",
+            *table(header, rows, right=tuple(range(1, len(header)))), "", *_reflect_tables(runs)]
+
+
+def _reflect_tables(runs: Sequence[Run]) -> list[str]:
+    """Each evaluation's reflect verdicts against the truth of the answers judged (a 2×2 table in one row)."""
+    rows = []
+    for label, ev in labelled_evaluations(runs):
+        t = ((ev.summary or {}).get("diagnostics") or {}).get("reflect_table")
+        if isinstance(t, dict) and any(sum(v.values()) for v in t.values()):
+            rows.append([label, *(str(t[a][v]) for a in ("right answers", "wrong answers")
+                                  for v in ("said right", "said wrong"))])
+    if not rows:
+        return []
+    header = ["evaluation", "right answer: said right", "right answer: said wrong", "wrong answer: said right",
+              "wrong answer: said wrong"]
+    return ["### The reflect agent's verdicts", "",
+            ("Counts of reflections on a right and on a wrong proposed answer. A reflect agent that always says "
+             "right has a high agreement whenever most answers are right, and catches nothing."), "",
+            *table(header, rows, right=(1, 2, 3, 4)), ""]
 
 
 def _reference_section(runs: Sequence[Run]) -> list[str]:

@@ -79,7 +79,8 @@ def write_dataset(out_dir: Path, data: Differentiated, total: int, source: dict[
     """Write one JSONL file per role and `stats.json`; returns the stats."""
     out_dir.mkdir(parents=True, exist_ok=True)
     stats: dict[str, Any] = {"trajectories": total, "kept": data.kept, "dropped": dict(data.dropped),
-                             "success_rate": round(data.kept / total, 4) if total else 0.0, "roles": {}}
+                             "success_rate": round(data.kept / total, 4) if total else 0.0,
+                             "reflect_verdicts": dict(data.reflect), "roles": {}}
     for role in ROLES:
         pairs = data.pairs[role]
         tmp = out_dir / f".{role}.jsonl.tmp"

@@ -7,6 +7,15 @@ the completion is what the agent's model is asked for there:
 - plan: `Thought n:` → ` <thought>`; `… Action n:` → ` <ActionName>`
 - tool: `… Action n: Name[` → `<argument>]`
 - reflect: `Thought n:` → ` <thought>`; `… Action n: Reflect[` → `right]` / `wrong]`
+
+Reflect negatives: a reward-filtered set teaches the reflect agent only
+`right]` (nearly every kept trajectory finishes once and is judged right), so
+it learns to accept everything. With `reflect_negatives` (the default), a
+trajectory that finished with a wrong answer gives one more verdict pair: the
+reflect step that judged its last Finish, completed with `wrong]`. Its thought,
+plan and tool steps teach nothing (they are not reward-filtered) and are not
+used. Negatives are capped at `negative_ratio` times the `right]` verdicts of
+the kept trajectories, so the two verdicts stay balanced.
 """
 
 from __future__ import annotations
@@ -18,7 +27,7 @@ from typing import Any, Iterable, Mapping, Sequence
 from agents.base import FINISH, REFLECT
 from core.roles import ROLES
 from graph.context import prompt_tools
-from graph.state import step_status
+from graph.state import UNUSABLE, step_status
 from prompts.builder import PromptBuilder
 from tools.base import ToolSpec
 
@@ -30,6 +39,7 @@ class Differentiated:
     pairs: dict[str, list[dict[str, Any]]] = field(default_factory=lambda: {r: [] for r in ROLES})
     kept: int = 0
     dropped: Counter = field(default_factory=Counter)  # reason → count
+    reflect: dict[str, int] = field(default_factory=dict)  # verdict pairs: right, wrong, negatives found and used
 
 
 def trajectory_pairs(question: str, steps: Sequence[Mapping[str, Any]], tools: Sequence[ToolSpec],
@@ -60,19 +70,50 @@ def trajectory_pairs(question: str, steps: Sequence[Mapping[str, Any]], tools: S
     return out
 
 
+def negative_pair(question: str, steps: Sequence[Mapping[str, Any]], tools: Sequence[ToolSpec],
+                  source: str = "") -> dict[str, Any] | None:
+    """The `Reflect[wrong]` pair of a trajectory whose final answer was wrong, or None without one.
+
+    The pair is the reflect step right after the trajectory's last Finish (the answer it ended
+    with), its prompt as the reflect agent saw it there, completed with `wrong]`.
+    """
+    steps = [{**s, **{k: s.get(k) or "" for k in _TEXT_FIELDS}} for s in steps]
+    finishes = [i for i, s in enumerate(steps) if s["action"] == FINISH and s["argument"].strip()
+                and step_status(s) not in UNUSABLE]
+    if not finishes or finishes[-1] + 1 >= len(steps):
+        return None
+    i = finishes[-1] + 1
+    reflect = steps[i]
+    if reflect.get("node") != "reflect" or reflect["action"] != REFLECT:
+        return None
+    builder = PromptBuilder("reflect", prompt_tools(tools))
+    return {"prompt": builder.action(question, steps[:i], reflect["thought"]) + f" {REFLECT}[",
+            "completion": "wrong]", "kind": "verdict", "negative": True, "source": source, "step": i + 1}
+
+
 def differentiate(trajectories: Iterable[Mapping[str, Any]], tools: Sequence[ToolSpec],
                   min_reward: float = 1.0, max_trajectories: int | None = None,
-                  unfiltered: bool = False) -> Differentiated:
+                  unfiltered: bool = False, reflect_negatives: bool = True,
+                  negative_ratio: float = 1.0) -> Differentiated:
     """Keep trajectories whose reward reaches `min_reward` (and that finished), cut them into pairs.
 
     `unfiltered` (the ablation without filtering) keeps every trajectory that ran without an
     error, whatever its answer, and whether or not it finished. A trajectory that repeats one kept
     before (`trajectory_key`: two samples of one question taking the same steps) is dropped.
+    `reflect_negatives` (filtered data only): finished trajectories below `min_reward` give
+    `Reflect[wrong]` pairs (`negative_pair`), at most `negative_ratio` per `right]` verdict kept.
     """
     result = Differentiated()
     seen: set[tuple] = set()
+    negatives: list[dict[str, Any]] = []
+    negative_keys: set[tuple] = set()
     for row in trajectories:
         reason = _drop_reason(row, min_reward, unfiltered)
+        if reason == "reward below threshold" and reflect_negatives and not unfiltered \
+                and (key := trajectory_key(row)) not in negative_keys:
+            negative_keys.add(key)
+            if pair := negative_pair(row["question"], row["transcript"], tools, str(row["id"])):
+                negatives.append(pair)
         if reason is None:  # several samples of a question may take the very same steps: keep one
             key = trajectory_key(row)
             reason = "duplicate trajectory" if key in seen else None
@@ -85,6 +126,11 @@ def differentiate(trajectories: Iterable[Mapping[str, Any]], tools: Sequence[Too
         result.kept += 1
         for role, pairs in trajectory_pairs(row["question"], row["transcript"], tools, str(row["id"])).items():
             result.pairs[role].extend(pairs)
+    verdicts = [p["completion"] for p in result.pairs["reflect"] if p["kind"] == "verdict"]
+    used = negatives[:int(negative_ratio * verdicts.count("right]"))]
+    result.pairs["reflect"].extend(used)
+    result.reflect = {"right": verdicts.count("right]"), "wrong": verdicts.count("wrong]") + len(used),
+                      "negatives_found": len(negatives), "negatives_used": len(used)}
     return result
 
 

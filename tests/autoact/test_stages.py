@@ -58,12 +58,13 @@ def test_differentiate_file_writes_role_files_and_stats(tmp_path):
         assert (out / f"{role}.jsonl").is_file()
     assert len((out / "plan.jsonl").read_text().splitlines()) == 8  # 4 plan pairs per kept trajectory
     assert len((out / "tool.jsonl").read_text().splitlines()) == 4
-    assert len((out / "reflect.jsonl").read_text().splitlines()) == 4
+    assert len((out / "reflect.jsonl").read_text().splitlines()) == 5  # and the wrong finish of t2: wrong]
+    assert stats["reflect_verdicts"] == {"right": 2, "wrong": 1, "negatives_found": 1, "negatives_used": 1}
     written = json.loads((out / "stats.json").read_text())
     assert written == stats and stats["trajectories"] == 3 and stats["kept"] == 2
     assert stats["source"] == {"trajectories": str(trajectories), "model": "tiny", "prompts_version": prompts_version(),
                                "min_reward": 1.0, "max_trajectories": 5, "unfiltered": False,
-                               "token_counts": ESTIMATE_NAME}
+                               "reflect_negatives": True, "negative_ratio": 1.0, "token_counts": ESTIMATE_NAME}
 
 
 def test_differentiate_file_uses_the_given_counter(tmp_path):

@@ -84,6 +84,25 @@ def test_summary_rates_over_episodes():
     assert s["reflection_accuracy"] == round(100 * 2 / 3, 2) and s["steps_per_episode"] == 4.0
     assert s["evidence_recall"] == 50.0 and s["evidence_all_rate"] == round(100 / 3, 2)
     assert summarize_diagnostics([])["valid_action_rate"] is None
+    # verdicts: right on a right answer (twice), wrong on a wrong one (correct: False means the answer was right)
+    assert s["reflect_table"] == {"right answers": {"said right": 2, "said wrong": 1},
+                                  "wrong answers": {"said right": 0, "said wrong": 0}}
+    assert s["right_kept_rate"] == round(100 * 2 / 3, 2) and s["wrong_caught_rate"] is None
+
+
+def test_reflect_discrimination_counts_verdicts_against_the_answers_truth():
+    from evaluation.diagnostics import reflect_discrimination
+    # an agent that always says right: 3 right answers kept, 2 wrong ones let through
+    always = [{"verdict": "right", "correct": c} for c in (True, True, True, False, False)]
+    d = reflect_discrimination(always)
+    assert d["reflect_table"] == {"right answers": {"said right": 3, "said wrong": 0},
+                                  "wrong answers": {"said right": 2, "said wrong": 0}}
+    assert d["right_kept_rate"] == 100.0 and d["wrong_caught_rate"] == 0.0
+    mixed = [{"verdict": "wrong", "correct": True}, {"verdict": "wrong", "correct": False},
+             {"verdict": "right", "correct": False}, {"verdict": "right", "correct": True}]
+    d = reflect_discrimination(mixed)  # wrong answers: caught once, passed once; right: kept once, rejected once
+    assert d["wrong_caught_rate"] == 50.0 and d["right_kept_rate"] == 50.0
+    assert reflect_discrimination([])["wrong_caught_rate"] is None
 
 
 def test_eval_writes_diagnostics_per_row_and_in_the_summary(tmp_path):
@@ -102,5 +121,6 @@ def test_eval_writes_diagnostics_per_row_and_in_the_summary(tmp_path):
     assert result["diagnostics"]["reflections"] == [{"verdict": "right", "correct": False}]  # Fredville ≠ Fred
     diag = summary["diagnostics"]
     assert diag["valid_action_rate"] == 100.0 and diag["reflection_accuracy"] == 0.0
+    assert diag["wrong_caught_rate"] == 0.0 and diag["right_kept_rate"] is None  # a wrong answer let through
     assert diag["groups"]["easy"]["evidence_recall"] == 50.0
     assert json.loads((tmp_path / "summary.json").read_text())["diagnostics"] == diag

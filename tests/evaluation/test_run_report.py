@@ -273,10 +273,13 @@ def test_behaviour_table_and_plot_come_from_the_diagnostics(tmp_path):
     summary_path.write_text(json.dumps(summary))
     text = write_report([run_dir]).read_text()
     assert "## Behaviour" in text
-    # valid 7/8 = 87.5; finished 1/2 = 50.0; right 1/1; wrong 0/1; correct 0/1; recall 75.0; all 1/2; 4.0 steps
+    # valid 7/8 = 87.5; finished 1/2 = 50.0; right 1/1; wrong 0/1; correct 0/1; wrong caught 0/1; right kept:
+    # no right answer judged; recall 75.0; all 1/2; 4.0 steps
     behaviour = text.split("## Behaviour", 1)[1]
-    assert table_row(behaviour, "Meta-Agent zero-shot") == ["87.5", "50.0", "100.0", "0.0", "0.0", "75.0",
-                                                             "50.0", "4.0"]
+    assert table_row(behaviour, "Meta-Agent zero-shot") == ["87.5", "50.0", "100.0", "0.0", "0.0", "0.0", "—",
+                                                             "75.0", "50.0", "4.0"]
+    verdicts = behaviour.split("### The reflect agent's verdicts", 1)[1]
+    assert table_row(verdicts, "Meta-Agent zero-shot") == ["0", "0", "1", "0"]  # a wrong answer said right
     png = run_dir / "behaviour.png"
     assert png.read_bytes().startswith(PNG_SIGNATURE) and "](behaviour.png)" in text
 

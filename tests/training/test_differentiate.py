@@ -13,7 +13,7 @@ from tests.support.builders import ROWS, TRAJECTORY_STEPS, hotpot_toolbox
 from tests.support.fakes import ScriptedModel
 from tools import default_tool_specs
 from training.dataset import write_dataset
-from training.differentiate import differentiate, trajectory_pairs
+from training.differentiate import differentiate, negative_pair, trajectory_pairs
 
 TOOLS = default_tool_specs("hotpotqa")
 Q = ROWS[0]["question"]
@@ -55,7 +55,7 @@ def trajectory(i, reward=1.0, **extra):
 def test_filtering_keeps_only_exactly_right_finished_trajectories(tmp_path):
     rows = [trajectory(1), trajectory(2, reward=0.5), trajectory(3, halted=True), trajectory(4, error="boom"),
             {**trajectory(5), "transcript": []}, trajectory(6), trajectory(7)]
-    data = differentiate(rows, TOOLS, min_reward=1.0, max_trajectories=2)
+    data = differentiate(rows, TOOLS, min_reward=1.0, max_trajectories=2, reflect_negatives=False)
     assert data.kept == 2
     assert dict(data.dropped) == {"reward below threshold": 1, "halted": 1, "error": 1, "empty transcript": 1,
                                   "over --max-trajectories": 1}
@@ -65,6 +65,45 @@ def test_filtering_keeps_only_exactly_right_finished_trajectories(tmp_path):
     lines = (tmp_path / "tool.jsonl").read_text().splitlines()
     assert len(lines) == 4 and set(json.loads(lines[0])) >= {"prompt", "completion", "source", "step"}
     assert json.loads((tmp_path / "stats.json").read_text())["source"] == {"model": "m"}
+
+
+def test_wrong_finishes_teach_the_reflect_agent_to_say_wrong_balanced(tmp_path):
+    """A trajectory whose final answer was wrong gives one Reflect[wrong] pair: the reflect step after its last
+    Finish, prompted as the reflect agent saw it; no plan, tool or thought pair; at most one per right]."""
+    wrong = [*STEPS[:1], {**STEPS[1], "argument": "Oldtown"}, STEPS[2]]
+    rows = [trajectory(1), trajectory(2, reward=0.0, transcript=wrong, question_id="q2"),
+            trajectory(3, reward=0.0, transcript=wrong, question_id="q2"),
+            {**trajectory(4, reward=0.0), "id": "t4", "transcript": [*wrong[:1], {**wrong[1], "argument": "Bigtown"},
+                                                                     wrong[2]]},
+            trajectory(5, reward=0.0, halted=True, transcript=wrong), trajectory(6, reward=0.0, transcript=STEPS[:2])]
+    data = differentiate(rows, TOOLS)
+    assert data.kept == 1 and len(data.pairs["plan"]) == 4 and len(data.pairs["tool"]) == 2
+    verdicts = [p for p in data.pairs["reflect"] if p["kind"] == "verdict"]
+    assert [p["completion"] for p in verdicts] == ["right]", "wrong]"]  # capped at one per right]
+    negative = verdicts[1]
+    assert negative["negative"] is True and negative["source"] == "t2" and negative["step"] == 3
+    assert negative["prompt"].endswith("Thought 3: The page says so.\nAction 3: Reflect[")
+    assert "Action 2: Finish[Oldtown]" in negative["prompt"]
+    # t2 and t3 are two samples of one question taking the same steps: one negative; t4 is another; the halted
+    # row and the one without a reflect step after its Finish give none
+    assert data.reflect == {"right": 1, "wrong": 1, "negatives_found": 2, "negatives_used": 1}
+    assert differentiate(rows, TOOLS, negative_ratio=2.0).reflect["negatives_used"] == 2
+    assert differentiate(rows, TOOLS, reflect_negatives=False).reflect == {
+        "right": 1, "wrong": 0, "negatives_found": 0, "negatives_used": 0}
+    assert differentiate(rows, TOOLS, unfiltered=True).reflect["negatives_found"] == 0
+    stats = write_dataset(tmp_path, data, len(rows), {}, lambda text: len(text.split()))
+    assert stats["reflect_verdicts"] == data.reflect and stats["roles"]["reflect"]["pairs"] == 3
+
+
+def test_negative_prompt_equals_what_the_runtime_sends_the_reflect_agent():
+    plan = ScriptedModel(generations=[s["thought"] for s in STEPS[:2]], prefer=["Retrieve", "Finish"], name="plan")
+    tool = ScriptedModel(generations=["Freedonia", "Oldtown"], name="tool")
+    reflect = ScriptedModel(generations=["The page says so."], prefer=["right"], name="reflect")
+    ctx = GroupContext(plan=ModelPlanAgent(plan), tool=ModelToolAgent(tool), reflect=ModelReflectAgent(reflect),
+                       toolbox=hotpot_toolbox(), task=get_task("hotpotqa"))
+    state = AgentGroup(ctx).invoke(Q)
+    pair = negative_pair(Q, state["steps"], ctx.toolbox.specs)
+    assert pair is not None and pair["prompt"] == reflect.prompts[-1] and pair["completion"] == "wrong]"
 
 
 def test_unfiltered_ablation_keeps_wrong_and_halted_but_not_failed_runs():
