@@ -84,9 +84,10 @@ def cmd_self_instruct(args: argparse.Namespace) -> int:
                                 answer_by=args.answer_by, concurrency=args.concurrency,
                                 permutations=args.permutations, min_agreement=args.min_agreement,
                                 shuffle_options=not args.keep_option_order)
+    held_out = [str(r["question"]) for f in args.held_out for r in read_rows(f, get_task(args.task))]
     report = run_self_instruct(meta_agent(args, temperature=args.temperature), args.task, args.seeds,
-                               out_file(args.out),
-                               config, corpus_rows=corpus, progress=not args.no_progress)
+                               out_file(args.out), config, corpus_rows=corpus, progress=not args.no_progress,
+                               held_out=held_out)
     summary = report.summary()
     console.print(f"{report.total} examples in {report.out_path} ({report.accepted} new this run, "
                   f"{report.rounds} rounds); rejected: {dict(report.rejected) or 'none'}")
@@ -242,6 +243,8 @@ def cmd_pipeline(args: argparse.Namespace) -> int:
     config = PipelineConfig(task=args.task, workdir=Path(args.workdir), preset=args.preset,
                             data_dir=Path(args.data_dir), base=args.base, base_url=args.base_url,
                             eval_file=Path(args.eval_file) if args.eval_file else None,
+                            corpus_file=Path(args.corpus) if args.corpus else None,
+                            corpus_share=args.corpus_share, train_on_eval=args.train_on_eval,
                             tool_selection=args.tool_selection, no_reflect_ablation=args.ablate_reflect,
                             progress=not args.no_progress, overrides=overrides)
     rounds = RoundsConfig(rounds=args.rounds, continue_adapters=args.continue_adapters,
@@ -321,7 +324,11 @@ def add_training_parsers(sub: argparse._SubParsersAction) -> None:
     si.add_argument("--out", required=True, help="questions JSONL (appended; rerunning continues to --n)")
     si.add_argument("--n", type=positive_int, default=200, help="how many examples the file should hold")
     si.add_argument("--per-round", type=positive_int, default=10, help="examples asked for per round")
-    si.add_argument("--corpus", default=None, help="HotpotQA-format JSONL: ground each round in its paragraphs")
+    si.add_argument("--corpus", default=None, help="HotpotQA-format JSONL: ground each round in its paragraphs "
+                    "(not the rows you will evaluate on)")
+    si.add_argument("--held-out", action="append", default=[], metavar="FILE",
+                    help="task rows to be evaluated: a question equal or near to one of theirs is dropped "
+                         "(counted as eval_duplicate / eval_near_duplicate); repeatable")
     si.add_argument("--temperature", type=non_negative, default=0.8, help="sampling temperature (variety)")
     si.add_argument("--seed", type=int, default=0, help="random seed of example sampling")
     si.add_argument("--max-empty-rounds", type=positive_int, default=5,
@@ -426,6 +433,12 @@ def add_training_parsers(sub: argparse._SubParsersAction) -> None:
     pl.add_argument("--data-dir", default="../shared/data", help="folder with TASK/seeds.jsonl and the eval files")
     pl.add_argument("--eval-file", default=None, help="evaluation questions (default: hotpotqa/easy.jsonl or "
                     "scienceqa/grade1-4.jsonl under --data-dir)")
+    pl.add_argument("--corpus", default=None, help="HotpotQA-format JSONL that self-instruct and synthesis read "
+                    "(default: the last --corpus-share of the eval file, whose first part is evaluated)")
+    pl.add_argument("--corpus-share", type=finite_float(), default=0.5,
+                    help="share of the eval file (its last rows) kept for self-instruct when there is no --corpus")
+    pl.add_argument("--train-on-eval", action="store_true", help="let self-instruct and synthesis read the "
+                    "evaluated rows themselves (the report states the overlap); off by default")
     pl.add_argument("--tool-selection", choices=("default", "model"), default="default",
                     help="tools used: the task's built-in set, or the Meta-Agent's choice (always recorded)")
     pl.add_argument("--ablate-reflect", action="store_true", help="also evaluate the group without its reflect agent")

@@ -3,7 +3,10 @@
 Stages (each writes into the workdir and is skipped when its output is complete):
 
 1. serve: the base model behind FastChat (unless `--base-url` names a running server);
-2. self-instruct: `questions.jsonl` grows to `n_questions` (HotpotQA: grounded in the corpus);
+2. self-instruct: `questions.jsonl` grows to `n_questions` (HotpotQA: grounded in the corpus, which is
+   never the evaluated rows: a second file, or the last half of the evaluation file while the
+   evaluation asks the first half; no question near an evaluated one is kept); what training
+   read that the evaluation asks (pages, questions) is counted into `run.json`'s `overlap`;
 3. select-tools: the Meta-Agent's tool choice is recorded in `tools-selected.json`; the tools
    used are the task's built-in set unless `tool_selection="model"` (a 135M model's choice is
    no better than chance, see RESULTS.md);
@@ -46,6 +49,7 @@ from serving.launcher import FastChatStack, free_port
 from serving.model_store import ResolvedModel, resolve_model
 from tasks import get_task, read_rows
 from tasks.base import Task
+from training.overlap import Split, split_rows, training_overlap
 from training.synthesize import synthesize
 
 PIPELINE_STAGES = ("serve", "self-instruct", "select-tools", "synthesize", "differentiate", "train",
@@ -80,8 +84,25 @@ class _Run:
     preset: Preset
     record: RunRecord
     base: ResolvedModel
-    eval_rows: list[dict[str, Any]]
+    split: Split  # the evaluated rows and the corpus training may read
     tools_file: Path | None = None  # the Meta-Agent's tool choice, when the run uses it
+
+    @property
+    def eval_rows(self) -> list[dict[str, Any]]:
+        return self.split.eval_rows
+
+    def evaluated_rows(self) -> list[dict[str, Any]]:
+        """The rows the evaluations ask (the preset's limit applied)."""
+        limit = self.preset.eval_limit
+        return self.eval_rows if limit is None else self.eval_rows[:limit]
+
+    def record_overlap(self) -> None:
+        """What training read (questions with their pages, the corpus) that the evaluation asks: run.json."""
+        paths = self.paths
+        questions = read_rows(paths["questions"], self.task) if paths["questions"].is_file() else []
+        overlap = training_overlap([*questions, *self.split.corpus_rows], self.evaluated_rows())
+        self.record.data["overlap"] = {"corpus": self.split.how, **overlap}
+        self.record.save()
 
     @property
     def workdir(self) -> Path:
@@ -120,7 +141,7 @@ class _Run:
             elif url is None:
                 record.skipped("serve", {}, "nothing left for the Meta-Agent to do")
             if need_meta:
-                _stage_self_instruct(record, config, self.preset, task, url, paths, base.name)
+                _stage_self_instruct(record, config, self.preset, task, url, paths, base.name, self.split)
             self.tools_file = _stage_select_tools(record, config, task, url, self.workdir)
             if not need_meta:
                 for name in ("self-instruct", "synthesize"):
@@ -130,7 +151,7 @@ class _Run:
             with record.running("synthesize") as counts:
                 roles = RoleModels(*(synth_roles.get(r, base.name) for r in ROLES))
                 # grounded questions carry their pages; otherwise the evaluation file's pages form the docstore
-                pages = questions if any(q.get("context") for q in questions) else self.eval_rows
+                pages = questions if any(q.get("context") for q in questions) else self.split.corpus_rows
                 agent = self.agent(url, roles, pages, self.preset.synth_max_steps, "roles" if synth_roles else "meta",
                                    self.preset.synth_temperature)
                 who = {"model": base.name, "group": {r: str(config.synth_adapters[r]) for r in synth_roles}}
@@ -181,14 +202,19 @@ def _open_run(config: PipelineConfig, on_stage: Callable[[str], None] | None) ->
     workdir.mkdir(parents=True, exist_ok=True)
     data_dir = Path(config.data_dir)
     config.eval_file = Path(config.eval_file or data_dir / DEFAULT_EVAL[task.name])
-    for needed in (data_dir / task.name / "seeds.jsonl", config.eval_file):
+    for needed in (data_dir / task.name / "seeds.jsonl", config.eval_file, *([config.corpus_file] if config.corpus_file else [])):
         if not needed.is_file():
             raise ConfigError(f"{needed}: not found (set --data-dir or --eval-file)")
     record = RunRecord.open(workdir, config, preset)
     record.on_stage = on_stage
     base = resolve_model(config.base)
     record.data["model"] = base.name
-    return _Run(config, task, preset, record, base, read_rows(config.eval_file, task))
+    corpus = read_rows(config.corpus_file, task) if config.corpus_file else None
+    split = split_rows(read_rows(config.eval_file, task), corpus=corpus, share=config.corpus_share,
+                       train_on_eval=config.train_on_eval, needs_corpus=task.name == "hotpotqa")
+    record.data["split"] = {"corpus": split.how, "evaluation_rows": len(split.eval_rows),
+                            "corpus_rows": len(split.corpus_rows)}
+    return _Run(config, task, preset, record, base, split)
 
 
 def _run_pipeline(config: PipelineConfig, on_stage: Callable[[str], None] | None) -> dict[str, Any]:
@@ -196,6 +222,7 @@ def _run_pipeline(config: PipelineConfig, on_stage: Callable[[str], None] | None
     record, paths = run.record, run.paths
     try:
         run.meta_agent_stages()
+        run.record_overlap()
         _stage_differentiate(record, run.task, paths, run.preset, run.tools_file)
         trained = _stage_train(record, run.preset, paths, run.base, config.extra_training_data, config.init_adapters)
         run.evaluate_group(trained)
@@ -253,7 +280,7 @@ def _stage_select_tools(record: RunRecord, config: PipelineConfig, task: Any, ur
 
 
 def _stage_self_instruct(record: RunRecord, config: PipelineConfig, preset: Preset, task: Any, url: str,
-                         paths: dict[str, Path], model_name: str) -> None:
+                         paths: dict[str, Path], model_name: str, split: Split) -> None:
     from training.self_instruct import SelfInstructConfig, run_self_instruct
 
     have = count_lines(paths["questions"])
@@ -262,12 +289,14 @@ def _stage_self_instruct(record: RunRecord, config: PipelineConfig, preset: Pres
         record.skipped("self-instruct", {"questions": have}, "done before")
         return
     with record.running("self-instruct") as counts:
-        corpus = read_rows(config.eval_file, task) if task.name == "hotpotqa" and preset.grounded else None
+        corpus = split.corpus_rows if task.name == "hotpotqa" and preset.grounded else None
         si = SelfInstructConfig(task=task.name, n=preset.n_questions, per_round=preset.per_round,
                                 grounded=corpus is not None, concurrency=preset.concurrency)
         seeds = Path(config.data_dir) / task.name / "seeds.jsonl"
+        held_out = [] if config.train_on_eval else [str(r["question"]) for r in split.eval_rows]
         report = run_self_instruct(_endpoint(url, model_name, preset.temperature), task.name, seeds,
-                                   paths["questions"], si, corpus_rows=corpus, progress=config.progress, avoid=avoid)
+                                   paths["questions"], si, corpus_rows=corpus, progress=config.progress, avoid=avoid,
+                                   held_out=held_out)
         counts.update(report.summary())  # each check's removals, the option-order agreement, the answer letters
 
 

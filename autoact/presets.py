@@ -26,7 +26,7 @@ class Preset:
     eval_max_steps: int
     concurrency: int = 8  # episodes at once: the batched worker decodes them together
     temperature: float = 0.8  # self-instruct sampling
-    grounded: bool = True  # HotpotQA self-instruct shows pages of the evaluation file's corpus
+    grounded: bool = True  # HotpotQA self-instruct shows pages of the corpus (never the evaluated rows')
     lora_dropout: float = 0.05
     target_modules: tuple[str, ...] = ("q_proj", "v_proj")
     scored_arguments: bool = False  # entity arguments and open answers chosen among episode spans
@@ -55,6 +55,12 @@ class PipelineConfig:
     base: str = "default"
     base_url: str | None = None
     eval_file: Path | None = None  # default: hotpotqa/easy.jsonl or scienceqa/grade1-4.jsonl
+    # what self-instruct and synthesis may read (training.overlap.split_rows): a second file, else the last
+    # `corpus_share` of the eval file (the evaluation keeps the first part); `train_on_eval` reads the evaluated
+    # rows themselves (the report states the overlap)
+    corpus_file: Path | None = None
+    corpus_share: float = 0.5
+    train_on_eval: bool = False
     tool_selection: str = "default"  # "default" (built-in set) or "model" (the Meta-Agent's choice)
     no_reflect_ablation: bool = False
     progress: bool = True

@@ -8,7 +8,7 @@ import time
 from collections.abc import Sequence
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, Mapping
 
 from evaluation.report import chance_text, interval_text
 from evaluation.report_comparisons import comparison_section
@@ -90,6 +90,25 @@ def results_row(task: Task, groups: Sequence[str], evaluation: Evaluation) -> li
     return cells
 
 
+_CORPUS = {"split": "the other part of the evaluation file", "corpus file": "a separate corpus file",
+           "evaluation rows (asked for)": "the evaluated rows themselves (asked for)",
+           "none": "no task rows (the seeds only)"}
+
+
+def _overlap_lines(data: Mapping[str, Any]) -> list[str]:
+    """What training read that the evaluation asks (run.json's `overlap`), in one paragraph."""
+    o = data.get("overlap")
+    if not isinstance(o, dict):
+        return []
+    shared = o.get("pages_shared", 0) or o.get("questions_shared", 0)
+    return ["", f"**Training data and evaluation{' overlap' if shared else ': no overlap'}.** Self-instruct and "
+            f"synthesis read {_CORPUS.get(str(o.get('corpus')), o.get('corpus'))}; of their "
+            f"{o.get('training_rows')} rows, {o.get('questions_shared')} questions repeat or nearly repeat one "
+            f"of the {o.get('evaluated_rows')} evaluated questions, and they carry {o.get('pages_shared')} of the "
+            f"{o.get('evaluated_pages')} pages the evaluated rows show ({o.get('gold_pages_shared')} of them "
+            "gold supporting pages)."]
+
+
 def _run_section(run: Run) -> list[str]:
     data = run.data
     if data.get("collection"):
@@ -113,6 +132,7 @@ def _run_section(run: Run) -> list[str]:
     versions = data["versions"]
     if versions:
         lines += ["", "Versions: " + ", ".join(f"{k} {_scalar(v)}" for k, v in versions.items())]
+    lines += _overlap_lines(data)
     lines += ["", "### Settings", ""]
     settings = data["settings"]
     if settings:

@@ -35,7 +35,7 @@ from collections import Counter, deque
 from concurrent.futures import Future
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Mapping, Sequence
+from typing import Any, Callable, Mapping, Sequence
 
 from tqdm import tqdm
 
@@ -265,14 +265,17 @@ def _check(config: SelfInstructConfig, task: Task, corpus_rows: Sequence[Mapping
 def run_self_instruct(model: CompletionModel, task_name: str, seeds_path: str | Path, out_path: str | Path,
                       config: SelfInstructConfig | None = None,
                       corpus_rows: Sequence[Mapping[str, Any]] | None = None,
-                      progress: bool = True, avoid: Sequence[str] = ()) -> SelfInstructReport:
+                      progress: bool = True, avoid: Sequence[str] = (),
+                      held_out: Sequence[str] = ()) -> SelfInstructReport:
     """Generate rows until `out_path` holds `config.n`; resumes from what the file already has.
 
     The model should sample (temperature 0.7-1.0) for variety: for an
     `EndpointModel` set `EndpointConfig.temperature`. Grounded mode is on when
     `config.grounded` or `corpus_rows` is given. Raises SelfInstructError after
     `max_empty_rounds` rounds in a row add nothing. Questions in `avoid` (an earlier round's) count
-    as duplicates, so they are never generated again.
+    as duplicates, so they are never generated again. A question that repeats (or nearly repeats) one
+    in `held_out` (the questions to be evaluated) is dropped as `eval_duplicate` / `eval_near_duplicate`,
+    so no evaluation question enters training.
     """
     config = config or SelfInstructConfig()
     task = get_task(task_name)
@@ -282,12 +285,12 @@ def run_self_instruct(model: CompletionModel, task_name: str, seeds_path: str | 
     out = Path(out_path)
     out.parent.mkdir(parents=True, exist_ok=True)
     with OutputLock(out, "examples file"):  # one writer: a second run on the same file is refused
-        return _generate_rows(model, task, seeds, out, config, grounded, corpus_rows, progress, avoid)
+        return _generate_rows(model, task, seeds, out, config, grounded, corpus_rows, progress, avoid, held_out)
 
 
 def _generate_rows(model: CompletionModel, task: Task, seeds: list[dict[str, Any]], out: Path,
                    config: SelfInstructConfig, grounded: bool, corpus_rows: Sequence[Mapping[str, Any]] | None,
-                   progress: bool, avoid: Sequence[str]) -> SelfInstructReport:
+                   progress: bool, avoid: Sequence[str], held_out: Sequence[str]) -> SelfInstructReport:
     """The self-instruct loop over an output file this process holds."""
     name = task.name
     generated = load_output(out, task)
@@ -297,6 +300,15 @@ def _generate_rows(model: CompletionModel, task: Task, seeds: list[dict[str, Any
     for row in [*seeds, *generated, *(corpus_rows or []), *({"question": q} for q in avoid)]:
         if isinstance(row.get("question"), str):
             index.add(_dedup_text(row))
+    evaluated = DedupIndex(jaccard=config.near_duplicate, ratio=config.similarity)
+    for question in held_out:
+        evaluated.add(question)
+
+    def repeats(text: str) -> str | None:
+        """Why a new question may not be kept: it repeats a known one, or an evaluation question (`eval_…`)."""
+        if verdict := index.check(text):
+            return verdict
+        return f"eval_{verdict}" if (verdict := evaluated.check(text)) else None
     ids = {str(r["id"]) for r in generated}
     numbers = [int(m.group(1)) for i in ids if (m := re.fullmatch(rf"si-{name}-(\d+)", i))]
     next_number = max(numbers, default=-1) + 1
@@ -340,7 +352,7 @@ def _generate_rows(model: CompletionModel, task: Task, seeds: list[dict[str, Any
             truncated = len(text) >= 3 * budget
             if r.ground is not None and scored:
                 return text, _scored_items(model, CUE + text, truncated, r.shown_pages, r.ground.kind, config,
-                                           index), []
+                                           repeats), []
             items = read_items(CUE + text, name, truncated=truncated, max_answer_words=config.max_answer_words)
         if name != "scienceqa":
             return text, items, []
@@ -373,7 +385,7 @@ def _generate_rows(model: CompletionModel, task: Task, seeds: list[dict[str, Any
                             item["answer"], " ".join(" ".join(r.pages[t]) for t in r.ground.titles)):
                         report.rejected["answer_not_in_pages"] += 1
                         continue
-                    if verdict := index.check(_dedup_text(item)):
+                    if verdict := repeats(_dedup_text(item)):
                         report.rejected[verdict] += 1
                         continue
                     row = _make_row(name, item, r.ground, r.pages)
@@ -442,7 +454,8 @@ def _order_checked(model: CompletionModel, prompt: str, item: dict[str, Any] | s
 
 
 def _scored_items(model: CompletionModel, text: str, truncated: bool, pages: Sequence[tuple[str, str]],
-                  kind: str, config: SelfInstructConfig, index: DedupIndex) -> list[dict[str, Any] | str]:
+                  kind: str, config: SelfInstructConfig,
+                  repeats: Callable[[str], str | None]) -> list[dict[str, Any] | str]:
     """The round's questions with scored answers (answer_by="score"), or the reason each was dropped.
 
     Duplicates are dropped before scoring (it costs a model call); a question
@@ -453,7 +466,7 @@ def _scored_items(model: CompletionModel, text: str, truncated: bool, pages: Seq
         if question in ("no_question", "unfinished", "bad_question"):
             out.append(question)
             continue
-        if verdict := index.check(question):
+        if verdict := repeats(question):
             out.append(verdict)
             continue
         candidates = extract_candidates(pages, kind, question, limit=config.max_candidates)

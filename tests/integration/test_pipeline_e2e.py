@@ -131,9 +131,11 @@ def test_pipeline_runs_every_stage_and_resumes(taught, tmp_path):
 
     model_dir, corpus_file = taught
     workdir = tmp_path / "run"
+    # the taught model knows the one question of the two-row file, so training reads the evaluated rows (asked
+    # for: the record and the report state the overlap)
     config = PipelineConfig(
         task="hotpotqa", workdir=workdir, data_dir=DATA, base=str(model_dir), eval_file=corpus_file, progress=False,
-        overrides=dict(n_questions=1, per_round=1, temperature=0.0, grounded=False, epochs=10.0, lr=5e-3, lora_r=16,
+        train_on_eval=True, overrides=dict(n_questions=1, per_round=1, temperature=0.0, grounded=False, epochs=10.0, lr=5e-3, lora_r=16,
                        lora_alpha=32, lora_dropout=0.0, eval_limit=None, eval_max_steps=3,
                        target_modules=("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")))
     data = run_pipeline(config)
@@ -150,6 +152,10 @@ def test_pipeline_runs_every_stage_and_resumes(taught, tmp_path):
     assert saved["settings"]["n_questions"] == 1 and saved["model"] == model_dir.name and saved["finished_at"]
     report = (workdir / "report.md").read_text()
     assert "not finished" not in report and "| report | done |" in report
+    assert saved["overlap"] == {"corpus": "evaluation rows (asked for)", "evaluated_rows": 2, "training_rows": 3,
+                                "evaluated_pages": 3, "pages_shared": 3, "gold_pages_shared": 0,
+                                "questions_shared": 3}  # the self-instructed q2 and both corpus rows
+    assert "**Training data and evaluation overlap.**" in report
 
     # a second invocation redoes nothing: no Meta-Agent server, no new rows, no training
     before = {f: (workdir / f).read_text() for f in ("questions.jsonl", "trajectories.jsonl")}
@@ -169,7 +175,7 @@ def test_two_rounds_the_second_synthesized_by_the_first_rounds_group(taught, tmp
     model_dir, corpus_file = taught
     config = PipelineConfig(
         task="hotpotqa", workdir=tmp_path / "run", data_dir=DATA, base=str(model_dir), eval_file=corpus_file,
-        progress=False,
+        progress=False, train_on_eval=True,
         overrides=dict(n_questions=1, per_round=1, temperature=0.0, grounded=False, epochs=10.0, lr=5e-3, lora_r=16,
                        lora_alpha=32, lora_dropout=0.0, eval_limit=None, eval_max_steps=3,
                        target_modules=("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")))

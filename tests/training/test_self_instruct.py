@@ -258,6 +258,18 @@ def test_stops_at_n_and_rows_validate(tmp_path):
     assert report.stopped_reason == "reached n=4"
 
 
+def test_questions_of_the_evaluation_are_dropped_and_counted(tmp_path):
+    """A generated question equal or near to a held-out (evaluated) question is never kept, and its reason
+    says it was an evaluation question."""
+    out = tmp_path / "si.jsonl"
+    model = ScriptedModel(generations=rounds([0, 1, 2, 3]))
+    near = QUESTIONS[2][0].rstrip("?") + " today?"
+    report = run_self_instruct(model, "hotpotqa", HOTPOT_SEEDS, out, SelfInstructConfig(n=2), progress=False,
+                               held_out=[QUESTIONS[1][0].upper(), near])
+    assert [r["question"] for r in read_out(out)] == [QUESTIONS[0][0], QUESTIONS[3][0]]
+    assert report.rejected == {"eval_duplicate": 1, "eval_near_duplicate": 1}
+
+
 def test_rejects_seed_copies_and_near_duplicates(tmp_path):
     out = tmp_path / "si.jsonl"
     copy = " Are both Shangri-La City and Ma'anshan cities in China?\nAnswer: yes\n\n"
