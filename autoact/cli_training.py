@@ -246,6 +246,7 @@ def cmd_pipeline(args: argparse.Namespace) -> int:
                             corpus_file=Path(args.corpus) if args.corpus else None,
                             corpus_share=args.corpus_share, train_on_eval=args.train_on_eval,
                             tool_selection=args.tool_selection, no_reflect_ablation=args.ablate_reflect,
+                            ablations=args.ablations, curve=tuple(args.curve),
                             progress=not args.no_progress, overrides=overrides)
     rounds = RoundsConfig(rounds=args.rounds, continue_adapters=args.continue_adapters,
                           reuse_questions=args.reuse_questions,
@@ -423,6 +424,30 @@ def add_training_parsers(sub: argparse._SubParsersAction) -> None:
     tr.set_defaults(func=cmd_train)
 
     pl = sub.add_parser("pipeline", help="run every AutoAct stage, from seeds to an evaluated agent group")
+    _pipeline_options(pl)
+    pl.add_argument("--ablations", action="store_true", help="also train and evaluate the paper's ablation table "
+                    "(what `autoact ablate` runs)")
+    ab = sub.add_parser("ablate", help="the pipeline and the paper's ablation table: AutoAct, -reflection, -multi, "
+                        "-fine-tuning, -filtering and the chance, direct, CoT, ReAct, Reflexion baselines, "
+                        "on the same questions, in one report")
+    _pipeline_options(ab)
+    ab.set_defaults(func=cmd_pipeline, ablations=True)
+    pl.set_defaults(func=cmd_pipeline)
+
+    ins = sub.add_parser("inspect", help="print kept trajectories and dataset stats")
+    ins.add_argument("--trajectories", default=None, help="trajectories JSONL")
+    ins.add_argument("--dataset", default=None, help="a differentiated dataset directory")
+    ins.add_argument("--n", type=positive_int, default=3, help="how many trajectories to show")
+    ins.add_argument("--min-reward", type=non_negative, default=1.0, help="what counts as a kept trajectory")
+    ins.set_defaults(func=cmd_inspect)
+
+
+def _pipeline_options(pl: argparse.ArgumentParser) -> None:
+    """The options of `pipeline` and `ablate`."""
+    non_negative = finite_float(0.0, inclusive=True)
+    pl.add_argument("--curve", type=_sizes, default=(), metavar="K,K,...",
+                    help="learning curve: also train and evaluate groups on the first K kept trajectories of the "
+                         "same pool (e.g. 25,50,100,200; sizes at or above the number kept are AutoAct itself)")
     pl.add_argument("--task", required=True, choices=("hotpotqa", "scienceqa"))
     pl.add_argument("--workdir", required=True, help="the run's folder (rerun the same command to resume)")
     pl.add_argument("--preset", choices=("quick", "paper"), default="quick",
@@ -467,11 +492,14 @@ def add_training_parsers(sub: argparse._SubParsersAction) -> None:
                     help="end the rounds when a round scores below the previous one by more than the margin")
     pl.add_argument("--regression-margin", type=non_negative, default=1.0, help="points of the task metric")
     pl.add_argument("--no-progress", action="store_true", help="no progress bars")
-    pl.set_defaults(func=cmd_pipeline)
 
-    ins = sub.add_parser("inspect", help="print kept trajectories and dataset stats")
-    ins.add_argument("--trajectories", default=None, help="trajectories JSONL")
-    ins.add_argument("--dataset", default=None, help="a differentiated dataset directory")
-    ins.add_argument("--n", type=positive_int, default=3, help="how many trajectories to show")
-    ins.add_argument("--min-reward", type=non_negative, default=1.0, help="what counts as a kept trajectory")
-    ins.set_defaults(func=cmd_inspect)
+
+def _sizes(text: str) -> tuple[int, ...]:
+    """`25,50,100` → (25, 50, 100); every size a positive integer."""
+    try:
+        sizes = tuple(int(part) for part in text.split(",") if part.strip())
+    except ValueError:
+        sizes = ()
+    if not sizes or min(sizes) < 1:
+        raise argparse.ArgumentTypeError(f"expected positive integers separated by commas, got {text!r}")
+    return sizes

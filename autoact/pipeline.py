@@ -17,7 +17,12 @@ Stages (each writes into the workdir and is skipped when its output is complete)
    run goes on to evaluate the zero-shot Meta-Agent alone (the report shows why);
 7. serve-group: one worker serving the base model and the adapters on shared weights;
 8. eval-zero-shot / eval-autoact (and eval-no-reflect when asked): the same questions of the
-   evaluation file, `eval/NAME/{results.jsonl,summary.json}`;
+   evaluation file, `eval/NAME/{results.jsonl,summary.json}`; with `ablations` (`autoact ablate`)
+   also the paper's ablation table (autoact.ablations): −reflection, −multi and −filtering (their
+   adapters trained in differentiate-unfiltered, train-multi and train-unfiltered after train),
+   and the chance, direct, CoT, ReAct and Reflexion baselines on the base model; with `curve`
+   (`--curve 25,50,100`) groups trained on the first k kept trajectories (train-curve-K,
+   autoact.curve), for the report's learning curve;
 9. report: `report.md` with tables and plots (`autoact report`).
 
 `run.json` records the settings, versions, model and every stage's status, time and counts;
@@ -34,13 +39,15 @@ from typing import Any, Callable, Sequence
 
 from agents.base import AgentSettings
 from agents.llm import EndpointConfig, EndpointModel
+from autoact.ablations import ABLATION_BASELINES, ablation_dirs, served_ablations, variants
 from autoact.assembly import RoleModels, build_agent, build_task_toolbox
+from autoact.curve import curve_dirs, curve_points, curve_variants, served_curve
 from autoact.presets import DEFAULT_EVAL, PipelineConfig, Preset
 from autoact.run_record import RunRecord, StageError, now
 from autoact.stages import differentiate_file, role_files, train_roles
 from core.errors import AutoactError, ConfigError
 from core.locking import OutputLock
-from core.roles import ROLES
+from core.roles import ALL, ROLES
 from evaluation.run_report import write_report
 from evaluation.runner import EvalOptions, evaluate
 from graph.context import Limits
@@ -53,8 +60,9 @@ from training.overlap import Split, split_rows, training_overlap
 from training.synthesize import synthesize
 
 PIPELINE_STAGES = ("serve", "self-instruct", "select-tools", "synthesize", "differentiate", "train",
-                   "serve-group", "eval-zero-shot", "eval-autoact", "eval-no-reflect", "report")
-EVAL_LABELS = {"zero-shot": "Meta-Agent zero-shot", "autoact": "AutoAct", "no-reflect": "AutoAct w/o reflect"}
+                   "differentiate-unfiltered", "train-multi", "train-unfiltered", "serve-group", "eval-zero-shot",
+                   "eval-autoact", "eval-no-reflect", "eval-no-multi", "eval-no-filter",
+                   *(f"eval-{name}" for name in ABLATION_BASELINES), "report")
 
 
 def count_lines(path: Path) -> int:
@@ -115,12 +123,12 @@ class _Run:
                 "adapters": w / "adapters", "logs": w / "logs"}
 
     def agent(self, url: str, roles: RoleModels, rows: list[dict], max_steps: int, prompts: str,
-              temperature: float = 0.0) -> GraphAgent:
-        """The group at `url` with these roles; `rows`' pages form its docstore."""
+              temperature: float = 0.0, design: str = "autoact") -> GraphAgent:
+        """The group (or another registered design) at `url` with these roles; `rows`' pages form its docstore."""
         toolbox = build_task_toolbox(self.task, rows, tools_file=self.tools_file)
         settings = AgentSettings(scored=True, scored_arguments=self.preset.scored_arguments)
         limits = Limits(max_steps=max_steps, answer_at_limit=self.preset.answer_at_limit)
-        return build_agent("autoact", self.task, toolbox, roles, EndpointConfig(base_url=url, temperature=temperature),
+        return build_agent(design, self.task, toolbox, roles, EndpointConfig(base_url=url, temperature=temperature),
                            settings, limits, prompts)  # type: ignore[arg-type]
 
     def meta_agent_stages(self) -> None:
@@ -162,34 +170,73 @@ class _Run:
                 counts.update(trajectories=summary["n"], **{k: summary[k] for k in task.metrics},
                               halted=summary["halted"], errors=summary["errors"])
 
+    def ablation_stages(self) -> None:
+        """The ablation table's extra training (autoact.ablations): unfiltered data and adapters, one adapter
+        for all roles."""
+        record, preset, paths, dirs = self.record, self.preset, self.paths, ablation_dirs(self.workdir)
+        with record.running("differentiate-unfiltered") as counts:
+            stats = differentiate_file(paths["trajectories"], dirs["data-unfiltered"],
+                                       _tools(self.task, self.tools_file), max_trajectories=preset.max_trajectories,
+                                       unfiltered=True, source={"model": record.data.get("model")})
+            counts.update(trajectories=stats["trajectories"], kept=stats["kept"])
+        for stage, roles, data, out in (("train-multi", [ALL], [paths["data"]], dirs["adapters-multi"]),
+                                        ("train-unfiltered", ROLES, [dirs["data-unfiltered"]],
+                                         dirs["adapters-unfiltered"])):
+            if not any(role_files(r, data) for r in roles):
+                record.skipped(stage, {"roles": 0}, "no training pairs")
+                continue
+            with record.running(stage) as counts:
+                _train_counts(train_roles(roles, data, out, self.base.path, _train_config(preset), resume=True),
+                              counts)
+
+    def curve_sizes(self) -> list[int]:
+        """The learning curve's sizes below the number of trajectories kept (that point is AutoAct itself)."""
+        kept = int(self.record.stage("differentiate")["counts"].get("kept") or 0)
+        return sorted(k for k in set(self.config.curve) if k < kept)
+
+    def curve_stages(self) -> None:
+        """Data and adapters of each learning-curve point (autoact.curve): the first k kept trajectories."""
+        record, preset, paths = self.record, self.preset, self.paths
+        for k in self.curve_sizes():
+            data, adapters = curve_dirs(self.workdir, k)
+            with record.running(f"train-curve-{k}") as counts:
+                stats = differentiate_file(paths["trajectories"], data, _tools(self.task, self.tools_file),
+                                           max_trajectories=k, reflect_negatives=preset.reflect_negatives,
+                                           source={"model": record.data.get("model")})
+                counts["kept"] = stats["kept"]
+                _train_counts(train_roles(ROLES, [data], adapters, self.base.path, _train_config(preset),
+                                          resume=True), counts)
+
     def evaluate_group(self, trained: list[str]) -> None:
-        """serve-group, then the zero-shot Meta-Agent, the trained group (and its ablation) on the eval file."""
-        record, base, paths, preset = self.record, self.base, self.paths, self.preset
+        """serve-group, then each variant (autoact.ablations.variants, the curve's) on the same evaluation rows."""
+        record, base, paths, preset, config = self.record, self.base, self.paths, self.preset, self.config
+        extra = served_ablations(self.workdir, trained_roles) if config.ablations else None
+        sizes = self.curve_sizes()
+        curve = served_curve(self.workdir, sizes, trained_roles)
         with record.running("serve-group") as counts:
             group_stack = FastChatStack(base, port=free_port(), log_dir=paths["logs"] / "group",
-                                        adapters={r: paths["adapters"] / r for r in trained})
+                                        adapters={**{r: paths["adapters"] / r for r in trained}, **(extra or {}),
+                                                  **curve})
             group_stack.start()
             counts.update(models=", ".join(group_stack.model_names))
         try:
             url = group_stack.base_url
-            roles = RoleModels(*(r if r in trained else base.name for r in ROLES))
-            variants = [("zero-shot", RoleModels(base.name, base.name, base.name), "meta")]
-            variants = variants[:int(self.config.zero_shot_eval)]
-            if trained:
-                variants.append(("autoact", roles, "roles"))
-                if self.config.no_reflect_ablation:
-                    variants.append(("no-reflect", RoleModels(roles.plan, roles.tool, None), "roles"))
-            else:  # nothing was kept: the report says so, next to the zero-shot Meta-Agent
+            if not trained:  # nothing was kept: the report says so, next to the zero-shot Meta-Agent
                 record.skipped("eval-autoact", {}, "no adapter was trained (no trajectory kept)")
-            for name, variant_roles, prompts in variants:
-                with record.running(f"eval-{name}") as counts:
-                    agent = self.agent(url, variant_roles, self.eval_rows, preset.eval_max_steps, prompts)
-                    options = EvalOptions(self.workdir / "eval" / name, preset.eval_limit, preset.concurrency,
-                                          self.config.progress, label=f"eval {name}")
+            for v in [*variants(base.name, trained, zero_shot=config.zero_shot_eval,
+                                no_reflect=config.no_reflect_ablation, ablations=extra),
+                      *curve_variants(base.name, sizes, curve)]:
+                with record.running(f"eval-{v.name}") as counts:
+                    agent = self.agent(url, v.roles, self.eval_rows, preset.eval_max_steps, v.prompts, design=v.design)
+                    options = EvalOptions(self.workdir / "eval" / v.name, preset.eval_limit, preset.concurrency,
+                                          config.progress, label=f"eval {v.name}")
                     summary = evaluate(agent, self.task, self.eval_rows, options)
                     scores = {k: None if summary[k] is None else round(summary[k], 4) for k in self.task.metrics}
                     counts.update(n=summary["n"], **scores, halted=summary["halted"], errors=summary["errors"])
-                    record.data["evaluations"][EVAL_LABELS[name]] = f"eval/{name}"
+                    record.data["evaluations"][v.label] = f"eval/{v.name}"
+            if sizes:
+                kept = int(record.stage("differentiate")["counts"].get("kept") or 0)
+                record.data["curve"] = curve_points(sizes, kept, record.data["evaluations"])
         finally:
             group_stack.stop()
 
@@ -202,7 +249,8 @@ def _open_run(config: PipelineConfig, on_stage: Callable[[str], None] | None) ->
     workdir.mkdir(parents=True, exist_ok=True)
     data_dir = Path(config.data_dir)
     config.eval_file = Path(config.eval_file or data_dir / DEFAULT_EVAL[task.name])
-    for needed in (data_dir / task.name / "seeds.jsonl", config.eval_file, *([config.corpus_file] if config.corpus_file else [])):
+    corpus_file = [config.corpus_file] if config.corpus_file else []
+    for needed in (data_dir / task.name / "seeds.jsonl", config.eval_file, *corpus_file):
         if not needed.is_file():
             raise ConfigError(f"{needed}: not found (set --data-dir or --eval-file)")
     record = RunRecord.open(workdir, config, preset)
@@ -225,6 +273,10 @@ def _run_pipeline(config: PipelineConfig, on_stage: Callable[[str], None] | None
         run.record_overlap()
         _stage_differentiate(record, run.task, paths, run.preset, run.tools_file)
         trained = _stage_train(record, run.preset, paths, run.base, config.extra_training_data, config.init_adapters)
+        if config.ablations:
+            record.data["ablations"] = True
+            run.ablation_stages()
+        run.curve_stages()
         run.evaluate_group(trained)
         with record.running("report") as counts:
             report = _write_report(run.workdir)
@@ -302,11 +354,8 @@ def _stage_self_instruct(record: RunRecord, config: PipelineConfig, preset: Pres
 
 def _stage_differentiate(record: RunRecord, task: Any, paths: dict[str, Path], preset: Preset,
                          tools_file: Path | None) -> None:
-    from tools import default_tool_specs, load_tool_specs
-
     with record.running("differentiate") as counts:
-        tools = load_tool_specs(tools_file) if tools_file else default_tool_specs(task.name)
-        stats = differentiate_file(paths["trajectories"], paths["data"], tools,
+        stats = differentiate_file(paths["trajectories"], paths["data"], _tools(task, tools_file),
                                    max_trajectories=preset.max_trajectories, reflect_negatives=preset.reflect_negatives,
                                    source={"model": record.data.get("model")})
         counts.update(trajectories=stats["trajectories"], kept=stats["kept"],
@@ -315,29 +364,40 @@ def _stage_differentiate(record: RunRecord, task: Any, paths: dict[str, Path], p
 
 def _stage_train(record: RunRecord, preset: Preset, paths: dict[str, Path], base: Any,
                  extra_data: Sequence[Path] = (), init_adapters: Path | None = None) -> list[str]:
-    from training.lora import TrainConfig
-
     data_dirs = [paths["data"], *extra_data]  # this round's pairs and every earlier round's
     if not any(role_files(r, data_dirs) for r in ROLES):
         record.skipped("train", {"roles": 0}, "differentiation kept no trajectory: synthesis solved none "
                        "of its questions (more questions or a larger preset may keep some)")
         return []
     with record.running("train") as counts:
-        config = TrainConfig(epochs=preset.epochs, lora_r=preset.lora_r, lora_alpha=preset.lora_alpha,
-                             lora_dropout=preset.lora_dropout, target_modules=tuple(preset.target_modules),
-                             lr=preset.lr, batch_size=preset.batch_size)
-        reports = train_roles(ROLES, data_dirs, paths["adapters"], base.path, config, resume=True,
-                              init_from=init_adapters)
-        for role, report in reports.items():
-            if report is None:
-                continue
-            counts[f"{role}_steps"] = report.steps
-            if not report.skipped:
-                counts[f"{role}_seconds"] = round(report.train_seconds, 1)
-                counts[f"{role}_tokens_per_s"] = round(report.tokens_per_second, 1)
-            if report.final_loss is not None:
-                counts[f"{role}_final_loss"] = round(report.final_loss, 4)
+        _train_counts(train_roles(ROLES, data_dirs, paths["adapters"], base.path, _train_config(preset), resume=True,
+                                  init_from=init_adapters), counts)
     return trained_roles(paths["adapters"])
+
+
+def _tools(task: Any, tools_file: Path | None) -> list[Any]:
+    from tools import default_tool_specs, load_tool_specs
+    return load_tool_specs(tools_file) if tools_file else default_tool_specs(task.name)
+
+
+def _train_config(preset: Preset) -> Any:
+    from training.lora import TrainConfig
+    return TrainConfig(epochs=preset.epochs, lora_r=preset.lora_r, lora_alpha=preset.lora_alpha,
+                       lora_dropout=preset.lora_dropout, target_modules=tuple(preset.target_modules), lr=preset.lr,
+                       batch_size=preset.batch_size)
+
+
+def _train_counts(reports: dict[str, Any], counts: dict[str, Any]) -> None:
+    """Each trained role's steps, time, speed and final loss, into a stage's counts."""
+    for role, report in reports.items():
+        if report is None:
+            continue
+        counts[f"{role}_steps"] = report.steps
+        if not report.skipped:
+            counts[f"{role}_seconds"] = round(report.train_seconds, 1)
+            counts[f"{role}_tokens_per_s"] = round(report.tokens_per_second, 1)
+        if report.final_loss is not None:
+            counts[f"{role}_final_loss"] = round(report.final_loss, 4)
 
 
 def _write_report(workdir: Path) -> Path:

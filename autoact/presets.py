@@ -63,6 +63,8 @@ class PipelineConfig:
     train_on_eval: bool = False
     tool_selection: str = "default"  # "default" (built-in set) or "model" (the Meta-Agent's choice)
     no_reflect_ablation: bool = False
+    ablations: bool = False  # the paper's ablation table (autoact.ablations): extra adapters, baselines, one report
+    curve: tuple[int, ...] = ()  # learning curve (autoact.curve): groups trained on the first k kept trajectories
     progress: bool = True
     overrides: dict[str, Any] = field(default_factory=dict)  # Preset fields to change
     # self-improvement rounds (autoact.rounds) set these for round 2 on:

@@ -1,5 +1,5 @@
 """The run report's figures, drawn with matplotlib's Agg canvas: scores per evaluation, time per
-stage, and behaviour (valid actions, evidence recall, finished) per evaluation."""
+stage, behaviour (valid actions, evidence recall, finished) per evaluation, and the learning curve."""
 
 from __future__ import annotations
 
@@ -160,6 +160,43 @@ def plot_behaviour(runs: Sequence[Run], path: Path) -> Path | None:
     ax.set_title("Behaviour per evaluation")
     ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.0, 1.0))
     ax.grid(axis="y", alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(path, format="png")
+    return path
+
+
+def plot_learning_curve(runs: Sequence[Run], path: Path) -> Path | None:
+    """Score (with its 95% interval) against kept trajectories, one line per run with a `curve` in run.json
+    (autoact.curve: zero-shot at 0, groups trained on the first k kept, AutoAct on all); a dashed line at
+    chance where the task has one. None when no run has a curve."""
+    lines = []
+    for run in runs:
+        by_label = {e.label: e for e in run.evaluations if e.summary is not None}
+        points = [(int(p["kept"]), by_label[str(p["evaluation"])].summary) for p in run.data.get("curve") or []
+                  if str(p.get("evaluation")) in by_label]
+        if points:
+            lines.append((run, points))
+    if not lines:
+        return None
+    fig = new_figure(6.5, 4.0)
+    ax = fig.add_subplot(1, 1, 1)
+    for run, points in lines:
+        metric = run.task.reward_metric
+        xs = [k for k, _ in points]
+        ys = [float("nan") if s.get(metric) is None else float(s[metric]) for _, s in points]
+        errors = _error_bars(ys, [(s.get("intervals") or {}).get(metric) for _, s in points])
+        ax.errorbar(xs, ys, yerr=errors, marker="o", capsize=3, label=f"{run.title} ({run.task.name})")
+        for x, y in zip(xs, ys):
+            ax.annotate(percent(y), (x, y), textcoords="offset points", xytext=(4, 4), fontsize=7)
+        chance = (points[0][1].get("chance") or {}).get("uniform")
+        if chance is not None:
+            ax.axhline(chance, color="black", linestyle="dashed", linewidth=1, label="chance (uniform guess)")
+    ax.set_xlabel("kept trajectories trained on")
+    ax.set_ylabel(f"{metric_title(lines[0][0].task.reward_metric)} (%)")
+    ax.set_ylim(0, 105)
+    ax.set_title("Learning curve: one synthesized pool, nested subsets")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=7)
     fig.tight_layout()
     fig.savefig(path, format="png")
     return path

@@ -1,6 +1,7 @@
 """`autoact report`: one readable Markdown report (with its PNG plots) for one or more pipeline runs.
 
-`write_report` puts `report.md`, `scores.png`, `stage_times.png` and `behaviour.png` side by side
+`write_report` puts `report.md`, `scores.png`, `stage_times.png`, `behaviour.png` (and, for a run
+with a learning curve, `learning_curve.png`) side by side
 (in the first run directory unless told otherwise) and returns the path of `report.md`;
 `terminal_summary` gives the lines `autoact report` prints.
 
@@ -15,13 +16,14 @@ from __future__ import annotations
 from pathlib import Path
 
 from evaluation.report_markdown import render_report
-from evaluation.report_plots import plot_behaviour, plot_scores, plot_stage_times
+from evaluation.report_plots import plot_behaviour, plot_learning_curve, plot_scores, plot_stage_times
 from evaluation.run_loading import load_runs
 
 REPORT_NAME = "report.md"
 SCORES_PNG = "scores.png"
 STAGE_TIMES_PNG = "stage_times.png"
 BEHAVIOUR_PNG = "behaviour.png"
+CURVE_PNG = "learning_curve.png"
 
 
 def write_report(run_dirs: list[Path], out: Path | None = None) -> Path:
@@ -40,5 +42,7 @@ def write_report(run_dirs: list[Path], out: Path | None = None) -> Path:
         "Time per stage": plot_stage_times(runs, out.parent / STAGE_TIMES_PNG),
         "Behaviour": plot_behaviour(runs, out.parent / BEHAVIOUR_PNG),
     }
+    if curve := plot_learning_curve(runs, out.parent / CURVE_PNG):  # only runs made with --curve have one
+        plots["Learning curve"] = curve
     out.write_text(render_report(runs, plots), encoding="utf-8")
     return out

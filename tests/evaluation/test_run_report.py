@@ -331,3 +331,53 @@ def test_chance_levels_and_paired_comparisons_are_reported(tmp_path):
     # 2 questions right only for AutoAct, none only for zero-shot: McNemar p = 2 * (1/2)^2 = 0.5
     assert row[:6] == ["Meta-Agent zero-shot", "Acc", "6", "33.3", "66.7", "+33.3"]
     assert row[7:] == ["0.5", "McNemar (exact)", "no difference detectable at n=6"]
+
+
+def test_an_ablation_run_gets_the_papers_table_against_autoact(tmp_path):
+    """A run made with --ablations reports every variant against AutoAct with a paired test, besides the usual
+    comparisons against the zero-shot Meta-Agent; a plain run has no such section."""
+    base = [{"id": str(i), "group": "grade1-4", "correct": 0.0, "error": None} for i in range(8)]
+    autoact = [{**r, "correct": 1.0} for r in base]  # right on all 8 questions
+    no_reflect = [{**r, "correct": 1.0 if i < 6 else 0.0} for i, r in enumerate(base)]
+    evaluations = {"Meta-Agent zero-shot": "eval/zero-shot", "AutoAct": "eval/autoact",
+                   "AutoAct w/o reflect": "eval/no-reflect", "chance (base model)": "eval/chance"}
+    results = {"eval/zero-shot": base, "eval/autoact": autoact, "eval/no-reflect": no_reflect, "eval/chance": base}
+    run_dir = make_run(tmp_path, "ab", "scienceqa", [], evaluations, results, ablations=True)
+    text = write_report([run_dir]).read_text()
+    section = text.split("## Ablations of `ab` (the paper's Table 2)", 1)[1]
+    assert table_row(section, "AutoAct w/o reflect")[:6] == ["AutoAct", "Acc", "8", "100.0", "75.0", "-25.0"]
+    # 8 questions only AutoAct got right: McNemar p = 2 * (1/2)^8
+    zero = table_row(section, "Meta-Agent zero-shot")
+    assert zero[:6] == ["AutoAct", "Acc", "8", "100.0", "0.0", "-100.0"] and zero[7] == "0.0078"  # 2 * (1/2)^8 = 0.0078125
+    assert table_row(section, "chance (base model)")[0] == "AutoAct"
+    plain = make_run(tmp_path, "plain", "scienceqa", [], evaluations, results)
+    assert "## Ablations" not in write_report([plain]).read_text()
+
+
+def test_the_report_states_the_overlap_of_training_and_evaluation_data(tmp_path):
+    none = {"corpus": "split", "evaluated_rows": 50, "training_rows": 250, "evaluated_pages": 500,
+            "pages_shared": 0, "gold_pages_shared": 0, "questions_shared": 0}
+    run_dir = make_run(tmp_path, "o", "hotpotqa", [], {}, {}, overlap=none)
+    text = write_report([run_dir]).read_text()
+    assert ("**Training data and evaluation: no overlap.** Self-instruct and synthesis read the other part of the "
+            "evaluation file; of their 250 rows, 0 questions repeat or nearly repeat one of the 50 evaluated "
+            "questions, and they carry 0 of the 500 pages the evaluated rows show (0 of them gold supporting "
+            "pages).") in text
+    asked = make_run(tmp_path, "a", "hotpotqa", [], {}, {}, overlap={**none, "corpus": "evaluation rows (asked for)",
+                                                                      "pages_shared": 500, "questions_shared": 50})
+    assert "**Training data and evaluation overlap.**" in write_report([asked]).read_text()
+
+
+def test_a_run_with_a_learning_curve_gets_its_plot(tmp_path):
+    rows = lambda right: [{"id": str(i), "group": "grade1-4", "correct": float(i < right), "error": None}  # noqa: E731
+                          for i in range(6)]
+    evaluations = {"Meta-Agent zero-shot": "eval/zero-shot", "AutoAct (2 kept)": "eval/curve-2", "AutoAct": "eval/autoact"}
+    results = {"eval/zero-shot": rows(1), "eval/curve-2": rows(2), "eval/autoact": rows(4)}
+    curve = [{"kept": 0, "evaluation": "Meta-Agent zero-shot"}, {"kept": 2, "evaluation": "AutoAct (2 kept)"},
+             {"kept": 5, "evaluation": "AutoAct"}]
+    run_dir = make_run(tmp_path, "c", "scienceqa", [], evaluations, results, curve=curve)
+    text = write_report([run_dir]).read_text()
+    assert "![Learning curve](learning_curve.png)" in text
+    assert (run_dir / "learning_curve.png").read_bytes().startswith(PNG_SIGNATURE)
+    plain = make_run(tmp_path, "p", "scienceqa", [], evaluations, results)
+    assert "Learning curve" not in write_report([plain]).read_text() and not (plain / "learning_curve.png").exists()

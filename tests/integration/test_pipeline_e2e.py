@@ -194,3 +194,39 @@ def test_two_rounds_the_second_synthesized_by_the_first_rounds_group(taught, tmp
     tool = json.loads((round2 / "adapters" / "tool" / "training_args.json").read_text())
     assert tool["pairs"] == 2 and len(tool["data"]) == 2
     assert (tmp_path / "run" / "rounds.md").read_text().count("| round 1's group |") == 1
+
+
+@pytest.mark.skipif(not SEEDS.exists(), reason="shared seeds not present")
+def test_ablate_trains_and_evaluates_every_variant_on_the_same_questions(taught, tmp_path):
+    """The pipeline with ablations (what `autoact ablate` runs) on the taught tiny model: the extra adapters
+    train, every row of the table is evaluated on the same questions, and the report holds the table."""
+    from autoact.pipeline import run_pipeline
+    from autoact.presets import PipelineConfig
+
+    model_dir, corpus_file = taught
+    workdir = tmp_path / "ablate"
+    config = PipelineConfig(
+        task="hotpotqa", workdir=workdir, data_dir=DATA, base=str(model_dir), eval_file=corpus_file, progress=False,
+        train_on_eval=True, ablations=True,
+        overrides=dict(n_questions=1, per_round=1, temperature=0.0, grounded=False, epochs=10.0, lr=5e-3, lora_r=16,
+                       lora_alpha=32, lora_dropout=0.0, eval_limit=None, eval_max_steps=3,
+                       target_modules=("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")))
+    data = run_pipeline(config)
+    status = {s["name"]: s["status"] for s in data["stages"]}
+    assert all(v == "done" for v in status.values()), status
+    for name in ("differentiate-unfiltered", "train-multi", "train-unfiltered", "eval-no-multi", "eval-no-filter",
+                 "eval-chance", "eval-direct", "eval-cot", "eval-react", "eval-reflexion"):
+        assert status.get(name) == "done", name
+    assert (workdir / "adapters-multi" / "all" / "training_args.json").is_file()
+    assert sorted(p.name for p in (workdir / "adapters-unfiltered").iterdir()) == ["plan", "reflect", "tool"]
+    assert list(data["evaluations"]) == [
+        "Meta-Agent zero-shot", "AutoAct", "AutoAct w/o reflect", "AutoAct −multi (one adapter)", "AutoAct −filtering",
+        "chance (base model)", "direct (base model)", "CoT (base model)", "ReAct (base model)",
+        "Reflexion (base model)"]
+    for rel in data["evaluations"].values():  # the same questions everywhere
+        ids = sorted(json.loads(line)["id"] for line in (workdir / rel / "results.jsonl").read_text().splitlines())
+        assert ids == ["q1", "q2"], rel
+    multi = json.loads((workdir / "eval" / "no-multi" / "results.jsonl").read_text().splitlines()[0])
+    assert multi["error"] is None
+    table = (workdir / "report.md").read_text().split("(the paper's Table 2)", 1)[1]
+    assert table.count("| AutoAct |") == 9 * 2  # the other nine evaluations against AutoAct, EM and F1

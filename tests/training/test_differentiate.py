@@ -34,13 +34,18 @@ def test_pairs_of_a_hand_written_trajectory():
     assert "planner" in pairs["plan"][0]["prompt"] and "reviewer" in pairs["reflect"][0]["prompt"]
 
 
-def test_pair_prompts_equal_what_the_runtime_sends_each_role():
+def run_group(answer: str) -> tuple[GroupContext, dict, ScriptedModel, ScriptedModel, ScriptedModel]:
+    """The group run on Q by scripted models: Retrieve, Finish[answer], Reflect[right]."""
     plan = ScriptedModel(generations=[s["thought"] for s in STEPS[:2]], prefer=["Retrieve", "Finish"], name="plan")
-    tool = ScriptedModel(generations=["Freedonia", "Fredville"], name="tool")
+    tool = ScriptedModel(generations=["Freedonia", answer], name="tool")
     reflect = ScriptedModel(generations=["The page says so."], prefer=["right"], name="reflect")
     ctx = GroupContext(plan=ModelPlanAgent(plan), tool=ModelToolAgent(tool), reflect=ModelReflectAgent(reflect),
                        toolbox=hotpot_toolbox(), task=get_task("hotpotqa"))
-    state = AgentGroup(ctx).invoke(Q)
+    return ctx, AgentGroup(ctx).invoke(Q), plan, tool, reflect
+
+
+def test_pair_prompts_equal_what_the_runtime_sends_each_role():
+    ctx, state, plan, tool, reflect = run_group("Fredville")
     pairs = trajectory_pairs(Q, state["steps"], ctx.toolbox.specs)
     assert [p["prompt"] for p in pairs["plan"]] == plan.prompts
     assert [p["prompt"] for p in pairs["tool"]] == tool.prompts
@@ -96,12 +101,7 @@ def test_wrong_finishes_teach_the_reflect_agent_to_say_wrong_balanced(tmp_path):
 
 
 def test_negative_prompt_equals_what_the_runtime_sends_the_reflect_agent():
-    plan = ScriptedModel(generations=[s["thought"] for s in STEPS[:2]], prefer=["Retrieve", "Finish"], name="plan")
-    tool = ScriptedModel(generations=["Freedonia", "Oldtown"], name="tool")
-    reflect = ScriptedModel(generations=["The page says so."], prefer=["right"], name="reflect")
-    ctx = GroupContext(plan=ModelPlanAgent(plan), tool=ModelToolAgent(tool), reflect=ModelReflectAgent(reflect),
-                       toolbox=hotpot_toolbox(), task=get_task("hotpotqa"))
-    state = AgentGroup(ctx).invoke(Q)
+    ctx, state, _, _, reflect = run_group("Oldtown")
     pair = negative_pair(Q, state["steps"], ctx.toolbox.specs)
     assert pair is not None and pair["prompt"] == reflect.prompts[-1] and pair["completion"] == "wrong]"
 

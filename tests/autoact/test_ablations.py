@@ -1,0 +1,74 @@
+"""The ablation table's variants (autoact.ablations) and its section of the report."""
+
+from __future__ import annotations
+
+from autoact.ablations import ABLATION_BASELINES, served_ablations, variants
+from autoact.assembly import RoleModels
+from autoact.pipeline import PIPELINE_STAGES
+
+
+def test_the_plain_run_evaluates_the_zero_shot_and_the_trained_group():
+    got = variants("base", ["plan", "reflect"])
+    assert [(v.name, v.label, v.prompts) for v in got] == [("zero-shot", "Meta-Agent zero-shot", "meta"),
+                                                           ("autoact", "AutoAct", "roles")]
+    assert got[1].roles == RoleModels("plan", "base", "reflect")  # an untrained role is the base model
+    assert [v.name for v in variants("base", ["plan"], no_reflect=True)] == ["zero-shot", "autoact", "no-reflect"]
+    assert [v.name for v in variants("base", [], zero_shot=True)] == ["zero-shot"]
+    assert [v.name for v in variants("base", ["plan"], zero_shot=False)] == ["autoact"]
+
+
+def test_the_ablation_table_has_every_row_of_the_papers_and_the_baselines():
+    served = {"all": "x", "unfiltered-plan": "y", "unfiltered-tool": "z"}
+    got = {v.name: v for v in variants("base", ["plan", "tool", "reflect"], ablations=served)}
+    assert list(got) == ["zero-shot", "autoact", "no-reflect", "no-multi", "no-filter", *ABLATION_BASELINES]
+    assert got["no-reflect"].roles == RoleModels("plan", "tool", None)
+    assert got["no-multi"].roles == RoleModels("all", "all", "all") and got["no-multi"].prompts == "roles"
+    assert got["no-filter"].roles == RoleModels("unfiltered-plan", "unfiltered-tool", "base")
+    for name in ABLATION_BASELINES:
+        assert got[name].design == name and got[name].roles == RoleModels("base", "base", "base")
+        assert got[name].prompts == "meta" and f"eval-{name}" in PIPELINE_STAGES
+    # ablation adapters that did not train are left out, not evaluated as the base model
+    assert [v.name for v in variants("base", [], ablations={})][:1] == ["zero-shot"]
+    assert "no-multi" not in {v.name for v in variants("base", ["plan"], ablations={})}
+
+
+def test_served_ablations_are_the_adapters_that_finished_training(tmp_path):
+    for d in ("adapters-multi/all", "adapters-unfiltered/plan", "adapters-unfiltered/tool"):
+        (tmp_path / d).mkdir(parents=True)
+    (tmp_path / "adapters-multi/all/training_args.json").write_text("{}")
+    finished = {tmp_path / "adapters-unfiltered": ["plan"]}
+    served = served_ablations(tmp_path, lambda d: finished.get(d, []))
+    assert served == {"unfiltered-plan": tmp_path / "adapters-unfiltered/plan", "all": tmp_path / "adapters-multi/all"}
+
+
+def test_ablate_is_the_pipeline_with_the_ablation_table():
+    from autoact.cli import build_parser
+    args = build_parser().parse_args(["ablate", "--task", "scienceqa", "--workdir", "w"])
+    plain = build_parser().parse_args(["pipeline", "--task", "scienceqa", "--workdir", "w"])
+    assert args.func is plain.func and args.ablations is True and plain.ablations is False
+    assert build_parser().parse_args(["pipeline", "--task", "scienceqa", "--workdir", "w", "--ablations"]).ablations
+
+
+def test_learning_curve_points_variants_and_served_names(tmp_path):
+    from autoact.curve import curve_dirs, curve_points, curve_variants, served_curve
+    assert curve_dirs(tmp_path, 25) == (tmp_path / "data-curve" / "25", tmp_path / "adapters-curve" / "25")
+    finished = {curve_dirs(tmp_path, 25)[1]: ["plan", "tool"], curve_dirs(tmp_path, 50)[1]: []}
+    served = served_curve(tmp_path, [25, 50], lambda d: finished.get(d, []))
+    assert served == {"curve25-plan": tmp_path / "adapters-curve/25/plan", "curve25-tool": tmp_path / "adapters-curve/25/tool"}
+    [point] = curve_variants("base", [25, 50], served)  # 50 trained nothing: no evaluation
+    assert point.name == "curve-25" and point.label == "AutoAct (25 kept)"
+    assert point.roles == RoleModels("curve25-plan", "curve25-tool", "base")
+    evaluations = {"Meta-Agent zero-shot": "a", "AutoAct (25 kept)": "b", "AutoAct": "c"}
+    assert curve_points([50, 25], 80, evaluations) == [
+        {"kept": 0, "evaluation": "Meta-Agent zero-shot"}, {"kept": 25, "evaluation": "AutoAct (25 kept)"},
+        {"kept": 80, "evaluation": "AutoAct"}]
+
+
+def test_curve_sizes_parse():
+    from autoact.cli import build_parser
+    args = build_parser().parse_args(["pipeline", "--task", "hotpotqa", "--workdir", "w", "--curve", "25,50,100"])
+    assert args.curve == (25, 50, 100)
+    import pytest
+    for bad in ("0,5", "a", ""):
+        with pytest.raises(SystemExit):
+            build_parser().parse_args(["pipeline", "--task", "hotpotqa", "--workdir", "w", "--curve", bad])
