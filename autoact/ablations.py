@@ -8,7 +8,7 @@
 | AutoAct −multi | one adapter (`all`) trained on every role's pairs plays all three roles |
 | Meta-Agent zero-shot (−fine-tuning) | the base model in every role, with the Meta-Agent's prompts |
 | AutoAct −filtering | adapters trained on every trajectory, right or wrong (`differentiate --unfiltered`) |
-| chance, direct, CoT, ReAct, Reflexion | the baselines, each on the base model |
+| chance, direct, CoT, ReAct, Reflexion | the baselines, each on the base model (chance only where answers are options) |
 
 The extra adapters live beside the group's: `adapters-multi/all` and
 `adapters-unfiltered/ROLE` (data in `data-unfiltered/`), served under the names
@@ -59,8 +59,12 @@ def served_ablations(workdir: Path, trained: Callable[[Path], list[str]]) -> dic
 
 
 def variants(base: str, trained: list[str], *, zero_shot: bool = True, no_reflect: bool = False,
-             ablations: dict[str, Any] | None = None) -> list[Variant]:
-    """The evaluations of a run, in report order; `ablations` (served ablation adapters) adds the table's rows."""
+             ablations: dict[str, Any] | None = None, closed_options: bool = True) -> list[Variant]:
+    """The evaluations of a run, in report order; `ablations` (served ablation adapters) adds the table's rows.
+
+    The chance baseline draws among answer options: a task without them (`closed_options` false,
+    HotpotQA) has no chance row.
+    """
     out = [Variant("zero-shot", "Meta-Agent zero-shot", RoleModels(base, base, base), "meta")][:int(zero_shot)]
     roles = RoleModels(*(r if r in trained else base for r in ROLES))
     if trained:
@@ -77,5 +81,5 @@ def variants(base: str, trained: list[str], *, zero_shot: bool = True, no_reflec
             *(f"{UNFILTERED}{r}" if r in unfiltered else base for r in ROLES))))
     one = RoleModels(base, base, base)
     out += [Variant(name, f"{label} (base model)", one, "meta", design=name) for name, label in
-            ABLATION_BASELINES.items()]
+            ABLATION_BASELINES.items() if closed_options or name != "chance"]
     return out

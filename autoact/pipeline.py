@@ -224,7 +224,8 @@ class _Run:
             if not trained:  # nothing was kept: the report says so, next to the zero-shot Meta-Agent
                 record.skipped("eval-autoact", {}, "no adapter was trained (no trajectory kept)")
             for v in [*variants(base.name, trained, zero_shot=config.zero_shot_eval,
-                                no_reflect=config.no_reflect_ablation, ablations=extra),
+                                no_reflect=config.no_reflect_ablation, ablations=extra,
+                                closed_options=self.task.closed_options),
                       *curve_variants(base.name, sizes, curve)]:
                 with record.running(f"eval-{v.name}") as counts:
                     agent = self.agent(url, v.roles, self.eval_rows, preset.eval_max_steps, v.prompts, design=v.design)

@@ -27,6 +27,8 @@ def test_the_ablation_table_has_every_row_of_the_papers_and_the_baselines():
     for name in ABLATION_BASELINES:
         assert got[name].design == name and got[name].roles == RoleModels("base", "base", "base")
         assert got[name].prompts == "meta" and f"eval-{name}" in PIPELINE_STAGES
+    open_answers = [v.name for v in variants("base", ["plan"], ablations=served, closed_options=False)]
+    assert "chance" not in open_answers and "direct" in open_answers  # HotpotQA: no options to draw among
     # ablation adapters that did not train are left out, not evaluated as the base model
     assert [v.name for v in variants("base", [], ablations={})][:1] == ["zero-shot"]
     assert "no-multi" not in {v.name for v in variants("base", ["plan"], ablations={})}
