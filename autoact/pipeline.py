@@ -158,7 +158,7 @@ class _Run:
             questions = read_rows(paths["questions"], task)
             with record.running("synthesize") as counts:
                 roles = RoleModels(*(synth_roles.get(r, base.name) for r in ROLES))
-                # grounded questions carry their pages; otherwise the evaluation file's pages form the docstore
+                # grounded questions carry their pages; otherwise the corpus (never the evaluated rows) does
                 pages = questions if any(q.get("context") for q in questions) else self.split.corpus_rows
                 agent = self.agent(url, roles, pages, self.preset.synth_max_steps, "roles" if synth_roles else "meta",
                                    self.preset.synth_temperature)
