@@ -191,8 +191,11 @@ class _Run:
 
     def curve_sizes(self) -> list[int]:
         """The learning curve's sizes below the number of trajectories kept (that point is AutoAct itself)."""
-        kept = int(self.record.stage("differentiate")["counts"].get("kept") or 0)
-        return sorted(k for k in set(self.config.curve) if k < kept)
+        return sorted(k for k in set(self.config.curve) if k < self.kept())
+
+    def kept(self) -> int:
+        """Trajectories the differentiate stage kept (the full group's data)."""
+        return int(self.record.stage("differentiate")["counts"].get("kept") or 0)
 
     def curve_stages(self) -> None:
         """Data and adapters of each learning-curve point (autoact.curve): the first k kept trajectories."""
@@ -236,8 +239,7 @@ class _Run:
                     counts.update(n=summary["n"], **scores, halted=summary["halted"], errors=summary["errors"])
                     record.data["evaluations"][v.label] = f"eval/{v.name}"
             if sizes:
-                kept = int(record.stage("differentiate")["counts"].get("kept") or 0)
-                record.data["curve"] = curve_points(sizes, kept, record.data["evaluations"])
+                record.data["curve"] = curve_points(sizes, self.kept(), record.data["evaluations"])
         finally:
             group_stack.stop()
 

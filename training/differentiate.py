@@ -42,13 +42,18 @@ class Differentiated:
     reflect: dict[str, int] = field(default_factory=dict)  # verdict pairs: right, wrong, negatives found and used
 
 
+def _with_text(steps: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
+    """The steps with every text field a string (absent or null: empty)."""
+    return [{**s, **{k: s.get(k) or "" for k in _TEXT_FIELDS}} for s in steps]
+
+
 def trajectory_pairs(question: str, steps: Sequence[Mapping[str, Any]], tools: Sequence[ToolSpec],
                      source: str = "") -> dict[str, list[dict[str, Any]]]:
     """The training pairs of one trajectory, per role, in step order."""
     out: dict[str, list[dict[str, Any]]] = {r: [] for r in ROLES}
     specs = prompt_tools(tools)
     builders = {role: PromptBuilder(role, specs) for role in ROLES}
-    steps = [{**s, **{k: s.get(k) or "" for k in _TEXT_FIELDS}} for s in steps]  # absent or null: empty
+    steps = _with_text(steps)
     for i, step in enumerate(steps):
         before, thought, action, argument = list(steps[:i]), step["thought"], step["action"], step["argument"]
         meta = {"source": source, "step": i + 1}
@@ -77,7 +82,7 @@ def negative_pair(question: str, steps: Sequence[Mapping[str, Any]], tools: Sequ
     The pair is the reflect step right after the trajectory's last Finish (the answer it ended
     with), its prompt as the reflect agent saw it there, completed with `wrong]`.
     """
-    steps = [{**s, **{k: s.get(k) or "" for k in _TEXT_FIELDS}} for s in steps]
+    steps = _with_text(steps)
     finishes = [i for i, s in enumerate(steps) if s["action"] == FINISH and s["argument"].strip()
                 and step_status(s) not in UNUSABLE]
     if not finishes or finishes[-1] + 1 >= len(steps):
