@@ -43,6 +43,7 @@ class ReflectDecision:
     verdict: Literal["right", "wrong"] | None  # None: unreadable
     error: str | None = None
     raw: str = ""
+    margin: float | None = None  # scored verdicts: log p(right) - log p(wrong), calibrated when asked
 
 
 class PlanAgent(Protocol):
@@ -63,6 +64,7 @@ class AgentSettings:
 
     scored: bool = True  # closed choices by likelihood; False: free generation, parsed leniently
     scored_arguments: bool = False  # entity arguments and open answers chosen among episode spans (opt-in)
+    calibrated_reflect: bool = False  # scored verdicts relative to a content-free answer's (agents.reflect; opt-in)
     thought_tokens: int = 64
     action_tokens: int = 40
     argument_tokens: int = 32

@@ -1,15 +1,38 @@
-"""The reflect agent: a thought about the proposed answer, then Reflect[right] or Reflect[wrong]."""
+"""The reflect agent: a thought about the proposed answer, then Reflect[right] or Reflect[wrong].
+
+Scored verdicts compare the likelihoods of `right]` and `wrong]` after the cue. A small model
+says "right" to nearly every answer; with `AgentSettings.calibrated_reflect` the margin
+(log p(right) - log p(wrong)) is taken relative to the margin the same prompt gets when the
+proposed answer is replaced by a content-free one (`N/A`), so what decides is how much this
+answer moves the model towards "right", not its prior for the word (contextual calibration,
+Zhao et al. 2021).
+"""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
-from agents.base import REFLECT, AgentSettings, EpisodeView, ReflectDecision
+from agents.base import FINISH, REFLECT, AgentSettings, EpisodeView, ReflectDecision
 from agents.llm import CompletionModel, generate_line
 from agents.parsing import parse_action
 from agents.thought import think
+from prompts.builder import PromptBuilder
 
 VERDICTS = ("right", "wrong")
+CONTENT_FREE = "N/A"  # the answer a calibrated verdict is measured against
+
+
+def content_free(view: EpisodeView) -> EpisodeView:
+    """The view with its proposed answer (the last Finish's argument and its echo) replaced by `N/A`."""
+    steps = [dict(s) for s in view.steps]
+    for step in reversed(steps):
+        if step.get("action") == FINISH:
+            answer = str(step.get("argument", ""))
+            if answer:
+                step["observation"] = str(step.get("observation", "")).replace(answer, CONTENT_FREE)
+            step["argument"] = CONTENT_FREE
+            break
+    return replace(view, steps=steps, proposed_answer=CONTENT_FREE if view.proposed_answer is not None else None)
 
 
 @dataclass
@@ -24,8 +47,12 @@ class ModelReflectAgent:
         step = think(self.model, self.role, view, self.settings)
         thought, cue, raw = step.text, step.cue, step.raw
         if self.settings.scored:
-            values = self.model.score(cue + f" {REFLECT}[", [f"{v}]" for v in VERDICTS])
-            return ReflectDecision(thought, "right" if values[0] >= values[1] else "wrong", raw=raw)
+            margin = self._margin(cue)
+            if self.settings.calibrated_reflect:
+                blank = content_free(view)
+                margin -= self._margin(PromptBuilder(self.role, blank.tools).action(blank.question, blank.steps,
+                                                                                     thought))
+            return ReflectDecision(thought, "right" if margin >= 0 else "wrong", raw=raw, margin=round(margin, 4))
         text = generate_line(self.model, cue, self.settings.action_tokens)
         parsed = parse_action(text, [REFLECT])
         verdict = parsed.argument.strip().lower() if parsed.ok else ""
@@ -33,3 +60,8 @@ class ModelReflectAgent:
             return ReflectDecision(thought, verdict, raw=text)  # type: ignore[arg-type]
         error = parsed.error or f"Reflect needs 'right' or 'wrong', got {parsed.argument!r}"
         return ReflectDecision(thought, None, error=error, raw=text)
+
+    def _margin(self, cue: str) -> float:
+        """log p(right) - log p(wrong) as the verdict after `cue`."""
+        right, wrong = self.model.score(cue + f" {REFLECT}[", [f"{v}]" for v in VERDICTS])
+        return right - wrong

@@ -44,6 +44,9 @@ def add_group_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--scored-arguments", action="store_true",
                    help="choose entity arguments (Retrieve[...]) and open answers (Finish[...]) among the names, "
                    "dates and numbers of the question and observations by likelihood, instead of generating them")
+    p.add_argument("--calibrated-reflect", action="store_true",
+                   help="scored verdicts: the reflect agent says right only when the proposed answer makes 'right' "
+                   "likelier than a content-free answer (N/A) does, instead of whenever 'right' is likelier")
     p.add_argument("--prompts", choices=("auto", "meta", "roles"), default="auto",
                    help="meta: one zero-shot instruction for all roles; roles: one per role; auto: meta when one model plays all roles")
     p.add_argument("--max-steps", type=positive_int, default=10, help="step limit of an episode")
@@ -77,7 +80,8 @@ def agent_from_args(args: argparse.Namespace, task: Task, rows: Sequence[dict] |
                               temperature=getattr(args, "temperature", 0.0))
     limits = Limits(max_steps=args.max_steps, max_reflections=args.max_reflections,
                     context_tokens=args.context_tokens, answer_at_limit=args.answer_at_limit)
-    settings = AgentSettings(scored=not args.free_actions, scored_arguments=args.scored_arguments)
+    settings = AgentSettings(scored=not args.free_actions, scored_arguments=args.scored_arguments,
+                             calibrated_reflect=args.calibrated_reflect)
     if entry.models == "roles" and entry.served:  # one served model (e.g. the `all` adapter) in every role
         one = args.model or entry.served
         roles = resolve_role_models(args.base_url, args.api_key, one, one, one, one, args.no_reflect)
@@ -99,7 +103,7 @@ def agent_from_args(args: argparse.Namespace, task: Task, rows: Sequence[dict] |
 def agent_settings(args: argparse.Namespace) -> dict[str, Any]:
     """The command-line choices that shape an agent's behaviour, for the evaluation summary."""
     keys = ("agent", "baseline", "baseline_train", "model", "plan_model", "tool_model", "reflect_model", "group", "no_reflect",
-            "free_actions", "scored_arguments", "answer_at_limit", "prompts", "max_steps", "max_reflections",
+            "free_actions", "scored_arguments", "calibrated_reflect", "answer_at_limit", "prompts", "max_steps", "max_reflections",
             "context_tokens", "tools")
     return {k: getattr(args, k) for k in keys if getattr(args, k, None) not in (None, False)}
 

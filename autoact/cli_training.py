@@ -114,6 +114,7 @@ def cmd_synthesize(args: argparse.Namespace) -> int:
     info = {"model": args.model, "group": args.group, "base_url": args.base_url, "questions": str(args.questions),
             "corpus": str(args.corpus) if args.corpus else None, "scored": not args.free_actions,
             "scored_arguments": args.scored_arguments, "answer_at_limit": args.answer_at_limit,
+            "calibrated_reflect": args.calibrated_reflect,
             "temperature": args.temperature}
     summary = synthesize(agent, task, questions, out_file(args.out), args.concurrency, not args.no_progress, info,
                          samples=args.samples)
@@ -238,6 +239,7 @@ def cmd_pipeline(args: argparse.Namespace) -> int:
                                    ("eval_limit", args.eval_limit), ("concurrency", args.concurrency),
                                    ("scored_arguments", args.scored_arguments or None),
                                    ("answer_at_limit", args.answer_at_limit or None),
+                                   ("calibrated_reflect", args.calibrated_reflect or None),
                                    ("synth_samples", args.samples), ("synth_temperature", args.temperature))
                  if v is not None}
     config = PipelineConfig(task=args.task, workdir=Path(args.workdir), preset=args.preset,
@@ -476,6 +478,8 @@ def _pipeline_options(pl: argparse.ArgumentParser) -> None:
                     "and open answers among the episode's names and numbers by likelihood (for weak models)")
     pl.add_argument("--answer-at-limit", action="store_true", help="synthesis and eval episodes must Finish in "
                     "their last steps instead of halting without an answer")
+    pl.add_argument("--calibrated-reflect", action="store_true", help="synthesis and eval: the reflect agent's "
+                    "verdict is measured against a content-free answer's (for weak models that always say right)")
     pl.add_argument("--samples", type=positive_int, default=None,
                     help="override the preset's attempts per question in synthesis (quick and paper: 1)")
     pl.add_argument("--temperature", type=non_negative, default=None,

@@ -126,7 +126,8 @@ class _Run:
               temperature: float = 0.0, design: str = "autoact") -> GraphAgent:
         """The group (or another registered design) at `url` with these roles; `rows`' pages form its docstore."""
         toolbox = build_task_toolbox(self.task, rows, tools_file=self.tools_file)
-        settings = AgentSettings(scored=True, scored_arguments=self.preset.scored_arguments)
+        settings = AgentSettings(scored=True, scored_arguments=self.preset.scored_arguments,
+                                 calibrated_reflect=self.preset.calibrated_reflect)
         limits = Limits(max_steps=max_steps, answer_at_limit=self.preset.answer_at_limit)
         return build_agent(design, self.task, toolbox, roles, EndpointConfig(base_url=url, temperature=temperature),
                            settings, limits, prompts)  # type: ignore[arg-type]

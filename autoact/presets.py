@@ -33,6 +33,7 @@ class Preset:
     answer_at_limit: bool = False  # the last steps must Finish instead of halting without an answer
     synth_samples: int = 1  # attempts per question in synthesis (1: the paper's)
     synth_temperature: float = 0.0  # sampling temperature of synthesis (0: greedy, the paper's)
+    calibrated_reflect: bool = False  # verdicts relative to a content-free answer's (agents.reflect)
     reflect_negatives: bool = True  # wrong finishes teach the reflect agent Reflect[wrong] (balanced)
 
 

@@ -2,6 +2,8 @@
 
 It is rewritten after each stage, so a killed run shows where it stopped; a stage still marked
 running when the file is opened again was cut off by a kill and is resumed from its files.
+A stage's `seconds` add up every sitting that worked on it (`sittings`); a killed sitting counts
+until the last file it wrote in the run's folder.
 """
 
 from __future__ import annotations
@@ -63,6 +65,9 @@ class RunRecord:
             if entry.get("status") == "running":
                 entry.update(status="interrupted", error="the previous invocation stopped during this stage "
                              "(killed); this one resumes it from its files")
+                if since := entry.pop("running_since", None):  # the killed sitting: until its last file
+                    killed = max(0.0, _last_write(workdir, skip=path) - float(since))
+                    entry["seconds"] = round(float(entry.get("seconds") or 0.0) + killed, 1)
         data.setdefault("evaluations", {})
         data.setdefault("history", []).append({"started_at": now(), "pid": os.getpid(),
                                                "host": socket.gethostname()})
@@ -89,19 +94,26 @@ class RunRecord:
         if self.on_stage:
             self.on_stage(name)
         entry = self.stage(name)
-        entry.update(status="running", error=None)
+        resumed = entry.get("status") in ("interrupted", "failed")  # an earlier sitting's time counts too
+        earlier = float(entry.get("seconds") or 0.0) if resumed else 0.0
+        entry.update(status="running", error=None, sittings=int(entry.get("sittings") or 1) + 1 if resumed else 1,
+                     seconds=round(earlier, 1) if resumed else None, running_since=time.time())
         self.save()
         start = time.perf_counter()
         counts: dict[str, Any] = {}
+
+        def spent() -> float:
+            return round(earlier + time.perf_counter() - start, 1)
         try:
             yield counts
         except BaseException as err:
             status = "interrupted" if isinstance(err, KeyboardInterrupt) else "failed"
-            entry.update(status=status, error=f"{type(err).__name__}: {err}",
-                         seconds=round(time.perf_counter() - start, 1), counts=counts)
+            entry.pop("running_since", None)
+            entry.update(status=status, error=f"{type(err).__name__}: {err}", seconds=spent(), counts=counts)
             self.save()
             raise
-        entry.update(status="done", seconds=round(time.perf_counter() - start, 1), counts=counts)
+        entry.pop("running_since", None)
+        entry.update(status="done", seconds=spent(), counts=counts)
         self.save()
 
     def skipped(self, name: str, counts: dict[str, Any], why: str) -> None:
@@ -109,6 +121,12 @@ class RunRecord:
         if entry["status"] != "done":  # a stage done in an earlier invocation keeps its time
             entry.update(status="skipped", counts=counts, error=None, note=why)
         self.save()
+
+
+def _last_write(workdir: Path, skip: Path) -> float:
+    """When a file in the run's folder was last written (`skip` aside): where a killed sitting's work ended."""
+    times = [p.stat().st_mtime for p in workdir.rglob("*") if p != skip and p.is_file()]
+    return max(times, default=0.0)
 
 
 def now() -> str:

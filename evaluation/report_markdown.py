@@ -152,6 +152,9 @@ def _run_section(run: Run) -> list[str]:
             status = "**FAILED**"
         elif status == "running" and run.process_gone():
             status, note = "stopped", "its process ended without recording an end (killed); rerun the pipeline to resume"
+        if int(st.get("sittings") or 1) > 1 and not error:
+            note = f"{note}; " if note else ""
+            note += f"time of {st['sittings']} sittings"
         detail = str(error).strip().splitlines()[0] if error else (note or "")
         if len(detail) > 160:
             detail = detail[:157] + "..."

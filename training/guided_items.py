@@ -20,10 +20,11 @@ from training.answer_scoring import Norm
 from training.instruct_parsing import LETTERS, NO_IMG, is_empty, render_options, split_options
 from training.option_order import scored_option
 
-__all__ = ["guided_scienceqa_item"]
+__all__ = ["FIELD_TOKENS", "guided_scienceqa_item"]
 
 #: token budgets of the generated fields
-_STEM_TOKENS, _OPTION_TOKENS, _CAPTION_TOKENS, _OCR_TOKENS = 96, 64, 40, 32
+FIELD_TOKENS = {"stem": 96, "options": 64, "caption": 40, "image text": 32}
+_STEM_TOKENS, _OPTION_TOKENS, _CAPTION_TOKENS, _OCR_TOKENS = FIELD_TOKENS.values()
 _FIELD_STOPS = ["\nOptions", "\nAnswer", "\nImage", "\nQuestion", "\n\n\n"]
 
 

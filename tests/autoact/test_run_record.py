@@ -120,3 +120,43 @@ def test_the_weak_model_aids_are_recorded_with_the_run(tmp_path):
     settings = json.loads((tmp_path / "run.json").read_text())["settings"]
     assert settings["scored_arguments"] is True and settings["answer_at_limit"] is True
     assert PipelineConfig(task="hotpotqa", workdir=tmp_path).preset_values().scored_arguments is False
+
+
+def test_a_stage_resumed_in_a_later_sitting_counts_the_time_of_both(tmp_path):
+    rec = record(tmp_path)
+    with pytest.raises(KeyboardInterrupt):
+        with rec.running("synthesize"):
+            raise KeyboardInterrupt
+    entry = rec.stage("synthesize")
+    entry["seconds"] = 100.0  # what the first sitting had spent when Ctrl-C came
+    rec.save()
+    rec = record(tmp_path)
+    with rec.running("synthesize"):
+        pass
+    (stage,) = json.loads((tmp_path / "run.json").read_text())["stages"]
+    assert stage["status"] == "done" and stage["sittings"] == 2 and 100.0 <= stage["seconds"] < 110.0
+    assert "running_since" not in stage
+    from evaluation.report_markdown import render_report
+    from evaluation.run_loading import load_run
+    assert "time of 2 sittings" in render_report([load_run(tmp_path)], {})
+
+
+def test_a_killed_sitting_counts_until_the_last_file_it_wrote(tmp_path):
+    import os
+    import time
+    rec = record(tmp_path)
+    entry = rec.stage("synthesize")
+    since = time.time() - 1000
+    entry.update(status="running", running_since=since)  # what a SIGKILL during the stage leaves in run.json
+    rec.save()
+    rows = tmp_path / "trajectories.jsonl"
+    rows.write_text("{}\n")
+    os.utime(rows, (since + 60, since + 60))  # its last row was written 60 s into the stage
+    record(tmp_path)
+    (stage,) = json.loads((tmp_path / "run.json").read_text())["stages"]
+    assert stage["status"] == "interrupted" and stage["seconds"] == pytest.approx(60.0, abs=0.2)
+    rec = record(tmp_path)
+    with rec.running("synthesize"):
+        pass
+    (stage,) = json.loads((tmp_path / "run.json").read_text())["stages"]
+    assert stage["sittings"] == 2 and 60.0 <= stage["seconds"] < 70.0
