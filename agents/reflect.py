@@ -28,8 +28,9 @@ def content_free(view: EpisodeView) -> EpisodeView:
     for step in reversed(steps):
         if step.get("action") == FINISH:
             answer = str(step.get("argument", ""))
-            if answer:
-                step["observation"] = str(step.get("observation", "")).replace(answer, CONTENT_FREE)
+            head, sep, tail = str(step.get("observation", "")).partition(": ")  # "Proposed answer: ANSWER. ..."
+            if answer and sep and tail.startswith(answer):
+                step["observation"] = head + sep + CONTENT_FREE + tail[len(answer):]
             step["argument"] = CONTENT_FREE
             break
     return replace(view, steps=steps, proposed_answer=CONTENT_FREE if view.proposed_answer is not None else None)

@@ -40,6 +40,8 @@ def test_content_free_replaces_the_proposed_answer_everywhere_it_is_shown():
     assert blank.proposed_answer == CONTENT_FREE and blank.steps[-1]["argument"] == CONTENT_FREE
     assert "Paris" not in blank.steps[-1]["observation"] and CONTENT_FREE in blank.steps[-1]["observation"]
     assert blank.question == "What is the capital of France?"
+    short = content_free(view("a")).steps[-1]["observation"]  # an answer that is also a letter of the text
+    assert short == f"Proposed answer: {CONTENT_FREE}. Now reflect on whether it is right."
 
 
 def test_a_raw_verdict_says_right_whenever_right_is_likelier():
