@@ -481,9 +481,9 @@ def _pipeline_options(pl: argparse.ArgumentParser) -> None:
     pl.add_argument("--calibrated-reflect", action="store_true", help="synthesis and eval: the reflect agent's "
                     "verdict is measured against a content-free answer's (for weak models that always say right)")
     pl.add_argument("--samples", type=positive_int, default=None,
-                    help="override the preset's attempts per question in synthesis (quick and paper: 1)")
+                    help="override the preset's attempts per question in synthesis (quick: 1, paper: 3)")
     pl.add_argument("--temperature", type=non_negative, default=None,
-                    help="override the preset's synthesis temperature (quick and paper: 0, greedy)")
+                    help="override the preset's synthesis temperature (quick: 0, greedy; paper: 0.7)")
     pl.add_argument("--rounds", type=positive_int, default=1,
                     help="self-improvement rounds: round r>=2 synthesizes new "
                     "questions with the latest round's trained group, or the Meta-Agent while no round has "
