@@ -175,6 +175,11 @@ class _Run:
         """The ablation table's extra training (autoact.ablations): unfiltered data and adapters, one adapter
         for all roles."""
         record, preset, paths, dirs = self.record, self.preset, self.paths, ablation_dirs(self.workdir)
+        if not self.kept():  # an ablation of nothing: its training would cost as much as a group's, for no row
+            why = "no trajectory was kept, so there is no AutoAct group to ablate"
+            for stage in ("differentiate-unfiltered", "train-multi", "train-unfiltered"):
+                record.skipped(stage, {}, why)
+            return
         with record.running("differentiate-unfiltered") as counts:
             stats = differentiate_file(paths["trajectories"], dirs["data-unfiltered"],
                                        _tools(self.task, self.tools_file), max_trajectories=preset.max_trajectories,

@@ -74,3 +74,26 @@ def test_curve_sizes_parse():
     for bad in ("0,5", "a", ""):
         with pytest.raises(SystemExit):
             build_parser().parse_args(["pipeline", "--task", "hotpotqa", "--workdir", "w", "--curve", bad])
+
+
+def test_with_nothing_kept_the_ablations_train_nothing(tmp_path, monkeypatch):
+    from autoact import pipeline
+    from autoact.presets import PipelineConfig
+    from autoact.run_record import RunRecord
+    from tasks import get_task
+    from training.overlap import split_rows
+
+    def must_not_run(*args, **kwargs):
+        raise AssertionError("an ablation was trained with no AutoAct group to compare it with")
+    monkeypatch.setattr(pipeline, "differentiate_file", must_not_run)
+    monkeypatch.setattr(pipeline, "train_roles", must_not_run)
+    config = PipelineConfig(task="scienceqa", workdir=tmp_path, progress=False, ablations=True)
+    preset = config.preset_values()
+    record = RunRecord.open(tmp_path, config, preset)
+    with record.running("differentiate") as counts:
+        counts.update(trajectories=80, kept=0)
+    run = pipeline._Run(config, get_task("scienceqa"), preset, record, base=None, split=split_rows([{"id": "q"}], needs_corpus=False))  # type: ignore[arg-type]
+    run.ablation_stages()
+    for stage in ("differentiate-unfiltered", "train-multi", "train-unfiltered"):
+        entry = record.stage(stage)
+        assert entry["status"] == "skipped" and "no trajectory was kept" in entry["note"]
