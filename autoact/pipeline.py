@@ -352,7 +352,7 @@ def _stage_self_instruct(record: RunRecord, config: PipelineConfig, preset: Pres
     with record.running("self-instruct") as counts:
         corpus = split.corpus_rows if task.name == "hotpotqa" and preset.grounded else None
         si = SelfInstructConfig(task=task.name, n=preset.n_questions, per_round=preset.per_round,
-                                grounded=corpus is not None, concurrency=preset.concurrency)
+                                grounded=corpus is not None, concurrency=preset.instruct_concurrency)
         seeds = Path(config.data_dir) / task.name / "seeds.jsonl"
         held_out = [] if config.train_on_eval else [str(r["question"]) for r in split.eval_rows]
         report = run_self_instruct(_endpoint(url, model_name, preset.temperature), task.name, seeds,

@@ -25,6 +25,7 @@ class Preset:
     eval_limit: int | None  # None: the whole evaluation file
     eval_max_steps: int
     concurrency: int = 8  # episodes at once: the batched worker decodes them together
+    instruct_concurrency: int = 8  # self-instruct rounds in flight (benchmarks/self_instruct.py)
     temperature: float = 0.8  # self-instruct sampling
     grounded: bool = True  # HotpotQA self-instruct shows pages of the corpus (never the evaluated rows')
     lora_dropout: float = 0.05
