@@ -73,6 +73,8 @@ def episode_diagnostics(task: Task, row: Mapping[str, Any], transcript: Sequence
         elif step.get("node") == "reflect" and step.get("action") == REFLECT and proposed is not None:
             verdict = step.get("argument")
             entry: dict[str, Any] = {"verdict": verdict}
+            if isinstance(step.get("margin"), (int, float)):
+                entry["margin"] = float(step["margin"])
             if "answer" in row and verdict in ("right", "wrong"):
                 right = float(task.score(proposed, row).get(task.reward_metric) or 0.0) >= 1.0
                 entry["correct"] = (verdict == "right") == right
@@ -100,8 +102,30 @@ def reflect_discrimination(judged: Sequence[Mapping[str, Any]]) -> dict[str, Any
         whole = sum(table[answer].values())
         return round(100 * table[answer][verdict] / whole, 2) if whole else None
 
-    return {"reflect_table": table, "wrong_caught_rate": rate("wrong answers", "said wrong"),
-            "right_kept_rate": rate("right answers", "said right")}
+    out = {"reflect_table": table, "wrong_caught_rate": rate("wrong answers", "said wrong"),
+           "right_kept_rate": rate("right answers", "said right")}
+    if (auc := margin_auc(judged)) is not None:
+        out["verdict_auc"] = auc
+    return out
+
+
+def margin_auc(judged: Sequence[Mapping[str, Any]]) -> float | None:
+    """How well the scored verdict's margin separates right answers from wrong ones, whatever the threshold.
+
+    The chance that a right answer's margin (log p(right) - log p(wrong)) is above a wrong answer's,
+    ties counting half (the area under the ROC curve, Mann-Whitney): 0.5 is no discrimination, so no
+    threshold or calibration can make the verdicts useful; 1.0 separates them completely. None without
+    margins on both sides.
+    """
+    right, wrong = [], []
+    for v in judged:
+        if "margin" in v:
+            answer_right = (v["verdict"] == "right") == bool(v["correct"])
+            (right if answer_right else wrong).append(float(v["margin"]))
+    if not right or not wrong:
+        return None
+    wins = sum((r > w) + 0.5 * (r == w) for r in right for w in wrong)
+    return round(wins / (len(right) * len(wrong)), 4)
 
 
 def summarize_diagnostics(rows: Sequence[Mapping[str, Any]]) -> dict[str, Any]:

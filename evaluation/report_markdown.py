@@ -266,16 +266,19 @@ def _reflect_tables(runs: Sequence[Run]) -> list[str]:
     for label, ev in labelled_evaluations(runs):
         t = ((ev.summary or {}).get("diagnostics") or {}).get("reflect_table")
         if isinstance(t, dict) and any(sum(v.values()) for v in t.values()):
+            auc = ((ev.summary or {}).get("diagnostics") or {}).get("verdict_auc")
             rows.append([label, *(str(t[a][v]) for a in ("right answers", "wrong answers")
-                                  for v in ("said right", "said wrong"))])
+                                  for v in ("said right", "said wrong")), "—" if auc is None else f"{auc:.2f}"])
     if not rows:
         return []
     header = ["evaluation", "right answer: said right", "right answer: said wrong", "wrong answer: said right",
-              "wrong answer: said wrong"]
+              "wrong answer: said wrong", "margin AUC"]
     return ["### The reflect agent's verdicts", "",
             ("Counts of reflections on a right and on a wrong proposed answer. A reflect agent that always says "
-             "right has a high agreement whenever most answers are right, and catches nothing."), "",
-            *table(header, rows, right=(1, 2, 3, 4)), ""]
+             "right has a high agreement whenever most answers are right, and catches nothing. Margin AUC: the "
+             "chance that a right answer's scored margin (log p(right) − log p(wrong)) is above a wrong "
+             "answer's; 0.5 means no threshold could separate them."), "",
+            *table(header, rows, right=(1, 2, 3, 4, 5)), ""]
 
 
 def _reference_section(runs: Sequence[Run]) -> list[str]:

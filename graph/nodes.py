@@ -85,6 +85,8 @@ def reflect_node(state: GroupState, runtime: Runtime[GroupContext]) -> dict[str,
     decision = ctx.reflect(ctx.view(state))
     step = Step(node="reflect", thought=decision.thought, action=REFLECT, argument=decision.verdict or "",
                 status="ok" if decision.verdict in ("right", "wrong") else "invalid_reflection")
+    if decision.margin is not None:
+        step["margin"] = decision.margin
     update: dict[str, Any] = {"reflections": state.get("reflections", 0) + 1}
     if decision.verdict == "right":
         step["observation"] = f"The answer {state.get('proposed_answer')} is accepted."

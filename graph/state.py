@@ -33,6 +33,7 @@ class Step(TypedDict, total=False):
     argument: str
     observation: str
     status: StepStatus
+    margin: float  # a scored reflection: log p(right) - log p(wrong), calibrated when asked
 
 
 class EpisodeState(TypedDict, total=False):

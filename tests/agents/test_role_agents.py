@@ -35,6 +35,8 @@ def test_scored_episode_chooses_names_and_completes_arguments():
     assert [(s["action"], s["argument"]) for s in state["steps"]] == [
         ("Retrieve", "Freedonia"), ("Finish", "Fredville"), ("Reflect", "right")]
     assert state["answer"] == "Fredville"
+    assert state["steps"][-1]["margin"] == 5.0  # the scored verdict's log p(right) - log p(wrong) is kept
+    assert "margin" not in state["steps"][0]
     # the tool agent's prompt ends right after the chosen name and its bracket
     assert model.prompts[2].endswith("Action 1: Retrieve[")
     # the reflect verdict is scored after "Reflect["

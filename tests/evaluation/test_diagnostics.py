@@ -124,3 +124,17 @@ def test_eval_writes_diagnostics_per_row_and_in_the_summary(tmp_path):
     assert diag["wrong_caught_rate"] == 0.0 and diag["right_kept_rate"] is None  # a wrong answer let through
     assert diag["groups"]["easy"]["evidence_recall"] == 50.0
     assert json.loads((tmp_path / "summary.json").read_text())["diagnostics"] == diag
+
+
+def test_the_margin_auc_ranks_right_answers_above_wrong_ones_whatever_the_threshold():
+    from evaluation.diagnostics import margin_auc, reflect_discrimination
+    # right answers (answer_right: said right and correct, or said wrong and not correct) with margins 2.0, 0.5;
+    # wrong answers with margins 1.0, 0.5 and -1.0 (the last one said wrong)
+    judged = [{"verdict": "right", "correct": True, "margin": 2.0}, {"verdict": "right", "correct": True, "margin": 0.5},
+              {"verdict": "right", "correct": False, "margin": 1.0}, {"verdict": "right", "correct": False, "margin": 0.5},
+              {"verdict": "wrong", "correct": True, "margin": -1.0}]
+    # pairs (right, wrong): 2.0 beats 1.0, 0.5, -1.0 (3); 0.5 loses to 1.0, ties 0.5 (0.5), beats -1.0 (1): 4.5 of 6
+    assert margin_auc(judged) == 0.75
+    assert reflect_discrimination(judged)["verdict_auc"] == 0.75
+    assert margin_auc(judged[:2]) is None  # no wrong answer to compare with
+    assert "verdict_auc" not in reflect_discrimination([{"verdict": "right", "correct": True}])

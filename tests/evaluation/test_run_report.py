@@ -279,7 +279,7 @@ def test_behaviour_table_and_plot_come_from_the_diagnostics(tmp_path):
     assert table_row(behaviour, "Meta-Agent zero-shot") == ["87.5", "50.0", "100.0", "0.0", "0.0", "0.0", "—",
                                                              "75.0", "50.0", "4.0"]
     verdicts = behaviour.split("### The reflect agent's verdicts", 1)[1]
-    assert table_row(verdicts, "Meta-Agent zero-shot") == ["0", "0", "1", "0"]  # a wrong answer said right
+    assert table_row(verdicts, "Meta-Agent zero-shot") == ["0", "0", "1", "0", "—"]  # a wrong answer said right
     png = run_dir / "behaviour.png"
     assert png.read_bytes().startswith(PNG_SIGNATURE) and "](behaviour.png)" in text
 
