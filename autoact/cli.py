@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import signal
 import sys
 import time
 from pathlib import Path
@@ -178,6 +179,9 @@ def _add_eval_options(p: argparse.ArgumentParser, out_default: str | None = None
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     log_to_stderr()
+    # SIGTERM (`kill`, a batch scheduler's stop) ends a command as Ctrl-C does: finished work kept, the
+    # pipeline's stage recorded as interrupted with its time, servers stopped, resumable
+    old_term = signal.signal(signal.SIGTERM, signal.default_int_handler)
     try:
         return int(args.func(args) or 0)
     except AutoactError as e:
@@ -186,6 +190,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt as e:
         console.print(styled(("stopped:", "yellow"), f" {e if isinstance(e, Interrupted) else RESUME}"))
         return 130
+    finally:
+        signal.signal(signal.SIGTERM, old_term)
 
 
 if __name__ == "__main__":

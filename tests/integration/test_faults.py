@@ -238,8 +238,10 @@ def test_scienceqa_row_with_string_metadata_is_refused_before_the_run(tmp_path, 
 
 # ------------------------------------------------------------------ 6. the first Ctrl-C stops promptly
 
-def interrupt_after(args: list[str], ready, server: HostileEndpoint, limit: float = 12.0) -> tuple[str, int, float]:
-    """Start `autoact ARGS`, send SIGINT once `ready()`; (output, requests the server got after it, seconds to exit)."""
+def interrupt_after(args: list[str], ready, server: HostileEndpoint, limit: float = 12.0,
+                    signum: int = signal.SIGINT) -> tuple[str, int, float]:
+    """Start `autoact ARGS`, send SIGINT (or `signum`) once `ready()`; (output, requests the server got after it,
+    seconds to exit)."""
     proc = subprocess.Popen([sys.executable, "-m", "autoact", *args], cwd=ROOT, stdout=subprocess.PIPE,
                             stderr=subprocess.STDOUT, text=True, env={**os.environ, "COLUMNS": "400"})
     deadline = time.monotonic() + 120
@@ -247,7 +249,7 @@ def interrupt_after(args: list[str], ready, server: HostileEndpoint, limit: floa
         time.sleep(0.05)
     assert proc.poll() is None, proc.communicate()[0]
     sent, at = server.counts["completions"], time.monotonic()
-    proc.send_signal(signal.SIGINT)
+    proc.send_signal(signum)
     try:
         output, _ = proc.communicate(timeout=limit)
     except subprocess.TimeoutExpired:
@@ -315,6 +317,20 @@ def test_ctrl_c_on_the_pipeline_marks_the_stage_interrupted(tiny_stack, tiny_mod
     stage = next(s for s in json.loads((work / "run.json").read_text())["stages"] if s["name"] == "self-instruct")
     assert stage["status"] == "interrupted" and after <= 8
     assert "run the same command again" in flat(output)
+
+
+@pytest.mark.integration
+def test_sigterm_on_the_pipeline_stops_it_as_ctrl_c_does_keeping_the_stage_time(tiny_stack, tiny_model_dir, tmp_path):
+    work = tmp_path / "run"
+    with HostileEndpoint(upstream=tiny_stack.base_url) as server:
+        server.delay = 0.3
+        args = ["pipeline", "--task", "hotpotqa", "--workdir", str(work), "--base", str(tiny_model_dir),
+                "--base-url", server.base_url, "--data-dir", str(DATA), "--n-questions", "200", "--no-progress"]
+        output, after, _ = interrupt_after(args, lambda: server.counts["completions"] >= 8, server,
+                                           signum=signal.SIGTERM)
+    stage = next(s for s in json.loads((work / "run.json").read_text())["stages"] if s["name"] == "self-instruct")
+    assert stage["status"] == "interrupted" and stage["seconds"] > 0 and "running_since" not in stage
+    assert "run the same command again" in flat(output) and after <= 8
 
 
 # ------------------------------------------------------------------ 8. one deadline per request
