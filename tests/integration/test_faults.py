@@ -307,27 +307,15 @@ def test_ctrl_c_on_self_instruct_stops_within_seconds_keeping_whole_rows(tiny_st
 
 
 @pytest.mark.integration
-def test_ctrl_c_on_the_pipeline_marks_the_stage_interrupted(tiny_stack, tiny_model_dir, tmp_path):
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM], ids=["ctrl-c", "sigterm"])
+def test_ctrl_c_or_sigterm_on_the_pipeline_marks_the_stage_interrupted_with_its_time(signum, tiny_stack,
+                                                                                     tiny_model_dir, tmp_path):
     work = tmp_path / "run"
     with HostileEndpoint(upstream=tiny_stack.base_url) as server:
         server.delay = 0.3
         args = ["pipeline", "--task", "hotpotqa", "--workdir", str(work), "--base", str(tiny_model_dir),
                 "--base-url", server.base_url, "--data-dir", str(DATA), "--n-questions", "200", "--no-progress"]
-        output, after, _ = interrupt_after(args, lambda: server.counts["completions"] >= 8, server)
-    stage = next(s for s in json.loads((work / "run.json").read_text())["stages"] if s["name"] == "self-instruct")
-    assert stage["status"] == "interrupted" and after <= 8
-    assert "run the same command again" in flat(output)
-
-
-@pytest.mark.integration
-def test_sigterm_on_the_pipeline_stops_it_as_ctrl_c_does_keeping_the_stage_time(tiny_stack, tiny_model_dir, tmp_path):
-    work = tmp_path / "run"
-    with HostileEndpoint(upstream=tiny_stack.base_url) as server:
-        server.delay = 0.3
-        args = ["pipeline", "--task", "hotpotqa", "--workdir", str(work), "--base", str(tiny_model_dir),
-                "--base-url", server.base_url, "--data-dir", str(DATA), "--n-questions", "200", "--no-progress"]
-        output, after, _ = interrupt_after(args, lambda: server.counts["completions"] >= 8, server,
-                                           signum=signal.SIGTERM)
+        output, after, _ = interrupt_after(args, lambda: server.counts["completions"] >= 8, server, signum=signum)
     stage = next(s for s in json.loads((work / "run.json").read_text())["stages"] if s["name"] == "self-instruct")
     assert stage["status"] == "interrupted" and stage["seconds"] > 0 and "running_since" not in stage
     assert "run the same command again" in flat(output) and after <= 8
