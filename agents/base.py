@@ -65,6 +65,7 @@ class AgentSettings:
     scored: bool = True  # closed choices by likelihood; False: free generation, parsed leniently
     scored_arguments: bool = False  # entity arguments and open answers chosen among episode spans (opt-in)
     calibrated_reflect: bool = False  # scored verdicts relative to a content-free answer's (agents.reflect; opt-in)
+    reflect_threshold: float = 0.0  # a scored verdict is right when its margin reaches this (reflect_threshold.py)
     thought_tokens: int = 64
     action_tokens: int = 40
     argument_tokens: int = 32

@@ -5,7 +5,9 @@ says "right" to nearly every answer; with `AgentSettings.calibrated_reflect` the
 (log p(right) - log p(wrong)) is taken relative to the margin the same prompt gets when the
 proposed answer is replaced by a content-free one (`N/A`), so what decides is how much this
 answer moves the model towards "right", not its prior for the word (contextual calibration,
-Zhao et al. 2021).
+Zhao et al. 2021). `AgentSettings.reflect_threshold` moves the point where the margin turns the
+verdict from right to wrong (0 by default; `training.reflect_threshold` fits one on the agent's own
+training pairs).
 """
 
 from __future__ import annotations
@@ -53,7 +55,8 @@ class ModelReflectAgent:
                 blank = content_free(view)
                 margin -= self._margin(PromptBuilder(self.role, blank.tools).action(blank.question, blank.steps,
                                                                                      thought))
-            return ReflectDecision(thought, "right" if margin >= 0 else "wrong", raw=raw, margin=round(margin, 4))
+            verdict = "right" if margin >= self.settings.reflect_threshold else "wrong"
+            return ReflectDecision(thought, verdict, raw=raw, margin=round(margin, 4))
         text = generate_line(self.model, cue, self.settings.action_tokens)
         parsed = parse_action(text, [REFLECT])
         verdict = parsed.argument.strip().lower() if parsed.ok else ""

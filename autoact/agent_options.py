@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import argparse
+import math
+from pathlib import Path
 from typing import Any, Sequence
 
 from agents.base import AgentSettings
@@ -47,6 +49,9 @@ def add_group_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--calibrated-reflect", action="store_true",
                    help="scored verdicts: the reflect agent says right only when the proposed answer makes 'right' "
                    "likelier than a content-free answer (N/A) does, instead of whenever 'right' is likelier")
+    p.add_argument("--reflect-threshold", default="auto", metavar="auto|none|X",
+                   help="margin (log p(right) - log p(wrong)) a scored verdict needs to say right: auto = the "
+                   "group's fitted one (`autoact calibrate-reflect`) when there is one, else 0; none = 0; or a number")
     p.add_argument("--prompts", choices=("auto", "meta", "roles"), default="auto",
                    help="meta: one zero-shot instruction for all roles; roles: one per role; auto: meta when one model plays all roles")
     p.add_argument("--max-steps", type=positive_int, default=10, help="step limit of an episode")
@@ -81,7 +86,7 @@ def agent_from_args(args: argparse.Namespace, task: Task, rows: Sequence[dict] |
     limits = Limits(max_steps=args.max_steps, max_reflections=args.max_reflections,
                     context_tokens=args.context_tokens, answer_at_limit=args.answer_at_limit)
     settings = AgentSettings(scored=not args.free_actions, scored_arguments=args.scored_arguments,
-                             calibrated_reflect=args.calibrated_reflect)
+                             calibrated_reflect=args.calibrated_reflect, reflect_threshold=reflect_threshold(args))
     if entry.models == "roles" and entry.served:  # one served model (e.g. the `all` adapter) in every role
         one = args.model or entry.served
         roles = resolve_role_models(args.base_url, args.api_key, one, one, one, one, args.no_reflect)
@@ -100,11 +105,34 @@ def agent_from_args(args: argparse.Namespace, task: Task, rows: Sequence[dict] |
     return build_agent(name, task, toolbox, roles, endpoint, settings, limits, prompts, train)
 
 
+def reflect_threshold(args: argparse.Namespace) -> float:
+    """`--reflect-threshold`: a number, none (0), or auto (the `--group`'s fitted threshold, else 0)."""
+    from training.reflect_threshold import load_threshold
+
+    choice = str(getattr(args, "reflect_threshold", "auto"))
+    if choice == "none":
+        return 0.0
+    if choice == "auto":
+        group = getattr(args, "group", None)
+        fitted = load_threshold(Path(group)) if group else None
+        return 0.0 if fitted is None else fitted
+    try:
+        value = float(choice)
+    except ValueError:
+        raise ConfigError(f"--reflect-threshold {choice!r}: give auto, none or a number") from None
+    if not math.isfinite(value):
+        raise ConfigError(f"--reflect-threshold {choice!r}: give a finite number")
+    return value
+
+
 def agent_settings(args: argparse.Namespace) -> dict[str, Any]:
     """The command-line choices that shape an agent's behaviour, for the evaluation summary."""
     keys = ("agent", "baseline", "baseline_train", "model", "plan_model", "tool_model", "reflect_model", "group", "no_reflect",
             "free_actions", "scored_arguments", "calibrated_reflect", "answer_at_limit", "prompts", "max_steps", "max_reflections",
             "context_tokens", "tools")
-    return {k: getattr(args, k) for k in keys if getattr(args, k, None) not in (None, False)}
+    out = {k: getattr(args, k) for k in keys if getattr(args, k, None) not in (None, False)}
+    if hasattr(args, "reflect_threshold") and (threshold := reflect_threshold(args)):
+        out["reflect_threshold"] = threshold  # the value used, whether given or the group's fitted one
+    return out
 
 

@@ -133,6 +133,29 @@ def _token_counter(spec: str) -> tuple[Callable[[str], int], str]:
     return (lambda text: len(tok(text, add_special_tokens=False).input_ids)), f"tokenizer of {spec}"
 
 
+def cmd_calibrate_reflect(args: argparse.Namespace) -> int:
+    """Fit the group's reflect threshold on its own verdict pairs; writes GROUP/reflect/verdict_threshold.json."""
+    from training.reflect_threshold import fit_threshold, pair_margins, save_threshold, verdict_pairs
+
+    adapter = Path(args.group) / "reflect"
+    if not (adapter / "adapter_config.json").is_file():
+        raise ConfigError(f"--group {args.group}: no reflect adapter in it (expected {adapter}/adapter_config.json)")
+    pairs = verdict_pairs(Path(args.data))
+    name = args.model or resolve_role_models(args.base_url, args.api_key, group=args.group).reflect
+    model = EndpointModel(EndpointConfig(base_url=args.base_url, api_key=args.api_key, model=name,
+                                         timeout=args.timeout))
+    fit = fit_threshold(pair_margins(model, pairs))
+    path = save_threshold(adapter, fit, source=f"{Path(args.data) / 'reflect.jsonl'} scored by {name}")
+    table = Table(title=f"reflect verdicts on their {fit.n_right} right and {fit.n_wrong} wrong training pairs")
+    for col in ("threshold", "right kept", "wrong caught"):
+        table.add_column(col, justify="right")
+    table.add_row("0 (default)", f"{100 * fit.right_kept_at_zero:.1f}%", f"{100 * fit.wrong_caught_at_zero:.1f}%")
+    table.add_row(f"{fit.threshold:g} (fitted)", f"{100 * fit.right_kept:.1f}%", f"{100 * fit.wrong_caught:.1f}%")
+    console.print(table)
+    console.print(f"wrote {path}; `autoact eval --group {args.group}` applies it (--reflect-threshold none: not)")
+    return 0
+
+
 def cmd_differentiate(args: argparse.Namespace) -> int:
     from autoact.stages import differentiate_file
     from tools import default_tool_specs, load_tool_specs
@@ -386,6 +409,13 @@ def add_training_parsers(sub: argparse._SubParsersAction) -> None:
     dif.add_argument("--task", default=None, help="task whose default tools to assume when there is no meta file")
     dif.add_argument("--tokenizer", default="default", help="tokenizer for length stats: default, a model dir, or none")
     dif.set_defaults(func=cmd_differentiate)
+
+    cal = sub.add_parser("calibrate-reflect", help="fit where the trained reflect agent's scored verdict turns "
+                         "from right to wrong, on its own verdict training pairs")
+    cal.add_argument("--group", required=True, help="the trained group (`train --roles` output) with a reflect adapter")
+    cal.add_argument("--data", required=True, help="the dataset directory it was trained on (reflect.jsonl)")
+    _endpoint_options(cal, "the reflect model (default: the group's reflect adapter, served)")
+    cal.set_defaults(func=cmd_calibrate_reflect)
 
     tr = sub.add_parser("train", help="train LoRA adapters of the plan, tool and reflect agents")
     tr.add_argument("--data", required=True, help="a role's pairs JSONL, or with --roles the dataset directory")

@@ -1,0 +1,110 @@
+"""Where the reflect agent's scored verdict turns from right to wrong, chosen on its own training data.
+
+A scored verdict is "right" when log p(right) - log p(wrong) (the margin) reaches a threshold,
+0 by default. A small model's margins sit above 0 for nearly every answer, so it says right to
+everything even when its margins rank right answers above wrong ones. Here the trained reflect
+adapter scores the verdict pairs it was trained on (`reflect.jsonl`, `kind: verdict`: right ones
+from kept trajectories, wrong ones from wrong finishes), whose labels come from the self-instructed
+answers, never from evaluation data. The threshold that best separates them (largest
+right-kept + wrong-caught - 1, Youden's J) is written beside the adapter as
+`verdict_threshold.json`, which `autoact eval --group` then applies. The pairs were seen in
+training, so their margins are more separated than new ones: the file says how many pairs it rests on.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any, Iterable, Mapping, Sequence
+
+from agents.llm import CompletionModel
+from core.errors import ConfigError
+from core.jsonl import iter_jsonl
+
+__all__ = ["THRESHOLD_FILE", "ThresholdFit", "fit_threshold", "load_threshold", "pair_margins", "save_threshold",
+           "verdict_pairs"]
+
+THRESHOLD_FILE = "verdict_threshold.json"
+_VERDICTS = ("right]", "wrong]")
+
+
+@dataclass(frozen=True)
+class ThresholdFit:
+    """The chosen threshold and how it separates the pairs it was chosen on."""
+
+    threshold: float
+    right_kept: float  # share of right-labelled pairs at or above the threshold
+    wrong_caught: float  # share of wrong-labelled pairs below it
+    n_right: int
+    n_wrong: int
+    right_kept_at_zero: float  # the same two shares with the default threshold, for comparison
+    wrong_caught_at_zero: float
+
+
+def verdict_pairs(data_dir: Path) -> list[dict[str, Any]]:
+    """The verdict pairs (`kind: verdict`, completion `right]` or `wrong]`) of a dataset's `reflect.jsonl`."""
+    path = Path(data_dir) / "reflect.jsonl"
+    if not path.is_file():
+        raise ConfigError(f"{path}: not found (the reflect pairs `autoact differentiate` writes)")
+    pairs = []
+    for lineno, p in iter_jsonl(path, "reflect pairs"):
+        if not isinstance(p, dict) or p.get("kind") != "verdict":
+            continue
+        if p.get("completion") not in _VERDICTS or not str(p.get("prompt", "")).endswith("["):
+            raise ConfigError(f"{path}:{lineno}: a verdict pair must end its prompt with 'Reflect[' and complete "
+                              f"it with 'right]' or 'wrong]' (got {str(p.get('completion'))!r})")
+        pairs.append(p)
+    return pairs
+
+
+def pair_margins(model: CompletionModel, pairs: Iterable[Mapping[str, Any]]) -> list[tuple[float, bool]]:
+    """(margin, labelled right) of each verdict pair, scored as the reflect agent scores its verdict."""
+    out = []
+    for p in pairs:
+        right, wrong = model.score(str(p["prompt"]), list(_VERDICTS))
+        out.append((right - wrong, p["completion"] == "right]"))
+    return out
+
+
+def _shares(scored: Sequence[tuple[float, bool]], t: float) -> tuple[float, float]:
+    right = [m for m, r in scored if r]
+    wrong = [m for m, r in scored if not r]
+    return sum(m >= t for m in right) / len(right), sum(m < t for m in wrong) / len(wrong)
+
+
+def fit_threshold(scored: Sequence[tuple[float, bool]]) -> ThresholdFit:
+    """The threshold with the largest right-kept + wrong-caught (ties: the one nearest 0).
+
+    Candidates are 0 and the midpoints between neighbouring distinct margins, so the threshold
+    never sits on a pair's own margin.
+    """
+    n_right, n_wrong = sum(r for _, r in scored), sum(not r for _, r in scored)
+    if not n_right or not n_wrong:
+        raise ConfigError(f"a threshold needs right and wrong verdict pairs (got {n_right} right, {n_wrong} wrong)")
+    values = sorted({m for m, _ in scored})
+    candidates = [0.0, values[0] - 1.0, values[-1] + 1.0, *((a + b) / 2 for a, b in zip(values, values[1:]))]
+    best = max(candidates, key=lambda t: (round(sum(_shares(scored, t)), 9), -abs(t)))
+    kept, caught = _shares(scored, best)
+    kept0, caught0 = _shares(scored, 0.0)
+    return ThresholdFit(round(best, 4), round(kept, 4), round(caught, 4), n_right, n_wrong, round(kept0, 4),
+                        round(caught0, 4))
+
+
+def save_threshold(adapter_dir: Path, fit: ThresholdFit, source: str) -> Path:
+    """Write `verdict_threshold.json` beside the reflect adapter."""
+    path = Path(adapter_dir) / THRESHOLD_FILE
+    path.write_text(json.dumps({**asdict(fit), "source": source}, indent=2) + "\n", encoding="utf-8")
+    return path
+
+
+def load_threshold(group_dir: Path) -> float | None:
+    """The reflect adapter's fitted threshold in a `train --roles` directory, or None when none was fitted."""
+    path = Path(group_dir) / "reflect" / THRESHOLD_FILE
+    if not path.is_file():
+        return None
+    try:
+        value = json.loads(path.read_text(encoding="utf-8"))["threshold"]
+        return float(value)
+    except (ValueError, KeyError, TypeError) as err:
+        raise ConfigError(f"{path}: no numeric 'threshold' ({err}); fit it again with `autoact calibrate-reflect`")
