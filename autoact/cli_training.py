@@ -263,6 +263,7 @@ def cmd_pipeline(args: argparse.Namespace) -> int:
                                    ("scored_arguments", args.scored_arguments or None),
                                    ("answer_at_limit", args.answer_at_limit or None),
                                    ("calibrated_reflect", args.calibrated_reflect or None),
+                                   ("fit_reflect_threshold", args.fit_reflect_threshold or None),
                                    ("synth_samples", args.samples), ("synth_temperature", args.temperature))
                  if v is not None}
     config = PipelineConfig(task=args.task, workdir=Path(args.workdir), preset=args.preset,
@@ -510,6 +511,8 @@ def _pipeline_options(pl: argparse.ArgumentParser) -> None:
                     "their last steps instead of halting without an answer")
     pl.add_argument("--calibrated-reflect", action="store_true", help="synthesis and eval: the reflect agent's "
                     "verdict is measured against a content-free answer's (for weak models that always say right)")
+    pl.add_argument("--fit-reflect-threshold", action="store_true", help="fit each trained reflect adapter's "
+                    "verdict threshold on its own verdict pairs before the evaluations (autoact calibrate-reflect)")
     pl.add_argument("--samples", type=positive_int, default=None,
                     help="override the preset's attempts per question in synthesis (quick: 1, paper: 3)")
     pl.add_argument("--temperature", type=non_negative, default=None,

@@ -33,9 +33,10 @@ same command again continues from there (finished stages are skipped, resumable 
 from __future__ import annotations
 
 import contextlib
+import json
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any, Callable, Mapping, Sequence
 
 from agents.base import AgentSettings
 from agents.llm import EndpointConfig, EndpointModel
@@ -60,7 +61,8 @@ from training.overlap import Split, split_rows, training_overlap
 from training.synthesize import synthesize
 
 PIPELINE_STAGES = ("serve", "self-instruct", "select-tools", "synthesize", "differentiate", "train",
-                   "differentiate-unfiltered", "train-multi", "train-unfiltered", "serve-group", "eval-zero-shot",
+                   "differentiate-unfiltered", "train-multi", "train-unfiltered", "serve-group", "calibrate-reflect",
+                   "eval-zero-shot",
                    "eval-autoact", "eval-no-reflect", "eval-no-multi", "eval-no-filter",
                    *(f"eval-{name}" for name in ABLATION_BASELINES), "report")
 
@@ -123,11 +125,11 @@ class _Run:
                 "adapters": w / "adapters", "logs": w / "logs"}
 
     def agent(self, url: str, roles: RoleModels, rows: list[dict], max_steps: int, prompts: str,
-              temperature: float = 0.0, design: str = "autoact") -> GraphAgent:
+              temperature: float = 0.0, design: str = "autoact", reflect_threshold: float = 0.0) -> GraphAgent:
         """The group (or another registered design) at `url` with these roles; `rows`' pages form its docstore."""
         toolbox = build_task_toolbox(self.task, rows, tools_file=self.tools_file)
         settings = AgentSettings(scored=True, scored_arguments=self.preset.scored_arguments,
-                                 calibrated_reflect=self.preset.calibrated_reflect)
+                                 calibrated_reflect=self.preset.calibrated_reflect, reflect_threshold=reflect_threshold)
         limits = Limits(max_steps=max_steps, answer_at_limit=self.preset.answer_at_limit)
         return build_agent(design, self.task, toolbox, roles, EndpointConfig(base_url=url, temperature=temperature),
                            settings, limits, prompts)  # type: ignore[arg-type]
@@ -216,6 +218,33 @@ class _Run:
                 _train_counts(train_roles(ROLES, [data], adapters, self.base.path, _train_config(preset),
                                           resume=True), counts)
 
+    def reflect_thresholds(self, url: str, sizes: list[int], served: Mapping[str, Path]) -> dict[str, float]:
+        """calibrate-reflect: each trained reflect adapter's verdict threshold, fitted on the verdict pairs it was
+        trained on (training.reflect_threshold), by served name; {} unless the preset asks for them."""
+        if not self.preset.fit_reflect_threshold:
+            return {}
+        from training.reflect_threshold import fit_threshold, pair_margins, save_threshold, verdict_pairs
+
+        data = {"reflect": self.paths["data"], "all": self.paths["data"],
+                **{f"curve{k}-reflect": curve_dirs(self.workdir, k)[0] for k in sizes}}
+        adapters = {name: path for name, path in served.items() if name in data}
+        if self.record.done("calibrate-reflect"):  # fitted by an earlier sitting: read back
+            found = {n: _load_beside(p) for n, p in adapters.items()}
+            return {n: t for n, t in found.items() if t is not None}
+        thresholds: dict[str, float] = {}
+        with self.record.running("calibrate-reflect") as counts:
+            for name, adapter in adapters.items():
+                pairs = verdict_pairs(data[name])
+                if not {p["completion"] for p in pairs} >= {"right]", "wrong]"}:
+                    counts[name] = "no right and wrong verdict pairs to fit on"
+                    continue
+                fit = fit_threshold(pair_margins(_endpoint(url, name), pairs))
+                save_threshold(adapter, fit, source=f"{data[name] / 'reflect.jsonl'} scored by {name}")
+                thresholds[name] = fit.threshold
+                counts[name] = {"threshold": fit.threshold, "right_kept": fit.right_kept,
+                                "wrong_caught": fit.wrong_caught, "pairs": fit.n_right + fit.n_wrong}
+        return thresholds
+
     def evaluate_group(self, trained: list[str]) -> None:
         """serve-group, then each variant (autoact.ablations.variants, the curve's) on the same evaluation rows."""
         record, base, paths, preset, config = self.record, self.base, self.paths, self.preset, self.config
@@ -230,6 +259,8 @@ class _Run:
             counts.update(models=", ".join(group_stack.model_names))
         try:
             url = group_stack.base_url
+            thresholds = self.reflect_thresholds(url, sizes, {**{r: paths["adapters"] / r for r in trained},
+                                                              **(extra or {}), **curve})
             if not trained:  # nothing was kept: the report says so, next to the zero-shot Meta-Agent
                 record.skipped("eval-autoact", {}, "no adapter was trained (no trajectory kept)")
             for v in [*variants(base.name, trained, zero_shot=config.zero_shot_eval,
@@ -237,7 +268,8 @@ class _Run:
                                 closed_options=self.task.closed_options),
                       *curve_variants(base.name, sizes, curve)]:
                 with record.running(f"eval-{v.name}") as counts:
-                    agent = self.agent(url, v.roles, self.eval_rows, preset.eval_max_steps, v.prompts, design=v.design)
+                    agent = self.agent(url, v.roles, self.eval_rows, preset.eval_max_steps, v.prompts, design=v.design,
+                                       reflect_threshold=thresholds.get(str(v.roles.reflect), 0.0))
                     options = EvalOptions(self.workdir / "eval" / v.name, preset.eval_limit, preset.concurrency,
                                           config.progress, label=f"eval {v.name}")
                     summary = evaluate(agent, self.task, self.eval_rows, options)
@@ -248,6 +280,14 @@ class _Run:
                 record.data["curve"] = curve_points(sizes, self.kept(), record.data["evaluations"])
         finally:
             group_stack.stop()
+
+
+def _load_beside(adapter: Path) -> float | None:
+    """The fitted verdict threshold written beside a reflect-playing adapter, or None."""
+    from training.reflect_threshold import THRESHOLD_FILE
+
+    path = adapter / THRESHOLD_FILE
+    return float(json.loads(path.read_text(encoding="utf-8"))["threshold"]) if path.is_file() else None
 
 
 def _open_run(config: PipelineConfig, on_stage: Callable[[str], None] | None) -> _Run:

@@ -35,6 +35,7 @@ class Preset:
     synth_samples: int = 1  # attempts per question in synthesis (1: the paper's)
     synth_temperature: float = 0.0  # sampling temperature of synthesis (0: greedy, the paper's)
     calibrated_reflect: bool = False  # verdicts relative to a content-free answer's (agents.reflect)
+    fit_reflect_threshold: bool = False  # each trained reflect adapter's threshold, fitted on its verdict pairs
     reflect_negatives: bool = True  # wrong finishes teach the reflect agent Reflect[wrong] (balanced)
 
 

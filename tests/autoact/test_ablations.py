@@ -97,3 +97,35 @@ def test_with_nothing_kept_the_ablations_train_nothing(tmp_path, monkeypatch):
     for stage in ("differentiate-unfiltered", "train-multi", "train-unfiltered"):
         entry = record.stage(stage)
         assert entry["status"] == "skipped" and "no trajectory was kept" in entry["note"]
+
+
+def test_the_pipeline_fits_each_reflect_adapters_threshold_once_and_reads_it_back(tmp_path, monkeypatch):
+    import json
+
+    from autoact import pipeline
+    from autoact.presets import PipelineConfig
+    from autoact.run_record import RunRecord
+    from tasks import get_task
+    from tests.training.test_reflect_threshold import VERDICTS, Scores, pairs_file
+    from training.overlap import split_rows
+
+    scored = []
+    monkeypatch.setattr(pipeline, "_endpoint", lambda url, name, temperature=0.0: scored.append(name) or Scores())
+    config = PipelineConfig(task="scienceqa", workdir=tmp_path, progress=False,
+                            overrides={"fit_reflect_threshold": True})
+    preset = config.preset_values()
+    record = RunRecord.open(tmp_path, config, preset)
+    run = pipeline._Run(config, get_task("scienceqa"), preset, record, base=None,  # type: ignore[arg-type]
+                        split=split_rows([{"id": "q"}], needs_corpus=False))
+    pairs_file(tmp_path / "data", VERDICTS)
+    served = {"plan": tmp_path / "adapters" / "plan", "reflect": tmp_path / "adapters" / "reflect"}
+    for path in served.values():
+        path.mkdir(parents=True)
+    assert run.reflect_thresholds("http://x/v1", [], served) == {"reflect": 1.25}  # margins 2.0 (right), 0.5
+    assert scored == ["reflect"] and json.loads((served["reflect"] / "verdict_threshold.json").read_text())["n_wrong"] == 1
+    assert record.stage("calibrate-reflect")["counts"]["reflect"]["threshold"] == 1.25
+    assert run.reflect_thresholds("http://x/v1", [], served) == {"reflect": 1.25} and scored == ["reflect"]
+    off = PipelineConfig(task="scienceqa", workdir=tmp_path / "off", progress=False)
+    plain = pipeline._Run(off, get_task("scienceqa"), off.preset_values(), record, base=None,  # type: ignore[arg-type]
+                          split=split_rows([{"id": "q"}], needs_corpus=False))
+    assert plain.reflect_thresholds("http://x/v1", [], served) == {}
