@@ -124,9 +124,25 @@ class RunRecord:
 
 
 def _last_write(workdir: Path, skip: Path) -> float:
-    """When a file in the run's folder was last written (`skip` aside): where a killed sitting's work ended."""
-    times = [p.stat().st_mtime for p in workdir.rglob("*") if p != skip and p.is_file()]
+    """When a file in the run's folder was last written (`skip` aside) before this process started: where a
+    killed sitting's work ended (what this invocation, or its shell's redirection, wrote since is not its work)."""
+    started = _process_started()
+    times = [m for p in workdir.rglob("*") if p != skip and p.is_file() and (m := p.stat().st_mtime) < started]
     return max(times, default=0.0)
+
+
+def _process_started() -> float:
+    """This process's start, in seconds since the epoch (Linux: /proc; elsewhere: when this module was loaded)."""
+    try:
+        ticks = int(Path("/proc/self/stat").read_text().rsplit(")", 1)[1].split()[19])
+        boot = next(float(line.split()[1]) for line in Path("/proc/stat").read_text().splitlines()
+                    if line.startswith("btime"))
+        return boot + ticks / os.sysconf("SC_CLK_TCK")
+    except (OSError, ValueError, IndexError, StopIteration):
+        return _LOADED
+
+
+_LOADED = time.time()
 
 
 def now() -> str:

@@ -152,6 +152,7 @@ def test_a_killed_sitting_counts_until_the_last_file_it_wrote(tmp_path):
     rows = tmp_path / "trajectories.jsonl"
     rows.write_text("{}\n")
     os.utime(rows, (since + 60, since + 60))  # its last row was written 60 s into the stage
+    (tmp_path / "console.log").write_text("the next sitting's output\n")  # written now, by this process: not counted
     record(tmp_path)
     (stage,) = json.loads((tmp_path / "run.json").read_text())["stages"]
     assert stage["status"] == "interrupted" and stage["seconds"] == pytest.approx(60.0, abs=0.2)
