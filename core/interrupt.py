@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import threading
 from concurrent.futures import Future, wait
-from contextvars import copy_context
+from contextvars import ContextVar, copy_context
 from typing import Any, Callable, Iterable, Sequence, TypeVar
 
 T = TypeVar("T")
@@ -24,6 +24,8 @@ GRACE_SECONDS = 5.0
 RESUME = "interrupted; what was finished is kept: run the same command again to resume"
 
 _STOP = threading.Event()
+#: the stop events of the pools whose task this context runs (a pool shut down with `cancel` sets its own)
+_POOL_STOPS: ContextVar[tuple[threading.Event, ...]] = ContextVar("autoact_pool_stops", default=())
 
 
 class Interrupted(KeyboardInterrupt):
@@ -41,18 +43,19 @@ def reset() -> None:
 
 
 def stopping() -> bool:
-    return _STOP.is_set()
+    """Whether a stop was asked for: of the whole process, or of the pool whose task is running here."""
+    return _STOP.is_set() or any(event.is_set() for event in _POOL_STOPS.get())
 
 
 def check() -> None:
-    """Raise Interrupted once a stop was asked for."""
-    if _STOP.is_set():
+    """Raise Interrupted once a stop was asked for (the process's, or this task's pool's)."""
+    if stopping():
         raise Interrupted(RESUME)
 
 
 def sleep(seconds: float) -> None:
     """Wait, but raise Interrupted as soon as a stop is asked for."""
-    if _STOP.is_set() or (seconds > 0 and _STOP.wait(seconds)):  # a zero wait still sees a stop
+    if stopping() or (seconds > 0 and _STOP.wait(seconds)) or stopping():  # a zero wait still sees a stop
         raise Interrupted(RESUME)
 
 
@@ -60,9 +63,12 @@ class WorkerPool:
     """A small thread pool whose threads are daemons (an abandoned request never holds the exit).
 
     Each task runs in a copy of the submitter's context (context variables travel with it).
+    `shutdown(cancel=True)` also abandons the tasks already running: they raise Interrupted at
+    their next model request (`check`), so work nobody will read stops loading the server.
     """
 
     def __init__(self, workers: int, name: str = "autoact") -> None:
+        self._stop = threading.Event()
         self._tasks: list[tuple[Future, Callable[[], Any]]] = []
         self._ready = threading.Condition()
         self._closed = False
@@ -74,6 +80,7 @@ class WorkerPool:
     def submit(self, fn: Callable[..., T], *args: Any) -> "Future[T]":
         future: Future[T] = Future()
         context = copy_context()
+        context.run(_POOL_STOPS.set, (*_POOL_STOPS.get(), self._stop))  # a nested pool's tasks see this one's too
         with self._ready:
             if self._closed:
                 raise RuntimeError("the pool is shut down")
@@ -99,10 +106,12 @@ class WorkerPool:
                 future.set_result(result)
 
     def shutdown(self, cancel: bool = False) -> None:
-        """No more tasks; with `cancel`, the queued ones never start. Does not wait."""
+        """No more tasks; with `cancel`, the queued ones never start and the running ones stop at their next
+        `check`. Does not wait."""
         with self._ready:
             self._closed = True
             if cancel:
+                self._stop.set()
                 for future, _ in self._tasks:
                     future.cancel()
                 self._tasks.clear()

@@ -233,3 +233,40 @@ def test_map_threads_of_nothing_is_empty_and_errors_propagate():
         return x
     with pytest.raises(ValueError, match="two"):
         map_threads(one, [1, 2, 3])
+
+
+def test_a_pool_shut_down_with_cancel_stops_its_running_tasks_and_no_other_work():
+    started = threading.Event()
+
+    def busy() -> str:
+        started.set()
+        for _ in range(500):  # a round of model requests: each one checks first
+            interrupt.check()
+            time.sleep(0.01)
+        return "ran to the end"
+
+    pool, other = interrupt.WorkerPool(1, "abandoned"), interrupt.WorkerPool(1, "other")
+    running, queued = pool.submit(busy), pool.submit(busy)
+    assert started.wait(2)
+    unrelated = other.submit(lambda: (time.sleep(0.2), interrupt.stopping())[1])
+    pool.shutdown(cancel=True)
+    with pytest.raises(interrupt.Interrupted):
+        running.result(timeout=2)  # stopped at its next check, long before its 5 s
+    assert queued.cancelled() and not interrupt.stopping()  # the process-wide flag is untouched
+    assert unrelated.result(timeout=2) is False  # another pool's task sees no stop
+    other.shutdown()
+
+
+def test_a_nested_pools_tasks_see_the_outer_pools_cancel():
+    outer = interrupt.WorkerPool(1, "outer")
+    seen = {}
+
+    def task() -> None:
+        inner = interrupt.WorkerPool(1, "inner")
+        seen["inner"] = inner.submit(lambda: (time.sleep(0.3), interrupt.stopping())[1])
+        time.sleep(0.1)
+        inner.shutdown()
+
+    outer.submit(task).result(timeout=2)
+    outer.shutdown(cancel=True)
+    assert seen["inner"].result(timeout=2) is True
