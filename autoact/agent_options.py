@@ -114,7 +114,7 @@ def reflect_threshold(args: argparse.Namespace) -> float:
         return 0.0
     if choice == "auto":
         group = getattr(args, "group", None)
-        fitted = load_threshold(Path(group)) if group else None
+        fitted = load_threshold(Path(group) / "reflect") if group else None
         return 0.0 if fitted is None else fitted
     try:
         value = float(choice)

@@ -33,7 +33,6 @@ same command again continues from there (finished stages are skipped, resumable 
 from __future__ import annotations
 
 import contextlib
-import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Mapping, Sequence
@@ -223,13 +222,13 @@ class _Run:
         trained on (training.reflect_threshold), by served name; {} unless the preset asks for them."""
         if not self.preset.fit_reflect_threshold:
             return {}
-        from training.reflect_threshold import fit_threshold, pair_margins, save_threshold, verdict_pairs
+        from training.reflect_threshold import fit_threshold, load_threshold, pair_margins, save_threshold, verdict_pairs
 
         data = {"reflect": self.paths["data"], "all": self.paths["data"],
                 **{f"curve{k}-reflect": curve_dirs(self.workdir, k)[0] for k in sizes}}
         adapters = {name: path for name, path in served.items() if name in data}
         if self.record.done("calibrate-reflect"):  # fitted by an earlier sitting: read back
-            found = {n: _load_beside(p) for n, p in adapters.items()}
+            found = {n: load_threshold(p) for n, p in adapters.items()}
             return {n: t for n, t in found.items() if t is not None}
         thresholds: dict[str, float] = {}
         with self.record.running("calibrate-reflect") as counts:
@@ -280,14 +279,6 @@ class _Run:
                 record.data["curve"] = curve_points(sizes, self.kept(), record.data["evaluations"])
         finally:
             group_stack.stop()
-
-
-def _load_beside(adapter: Path) -> float | None:
-    """The fitted verdict threshold written beside a reflect-playing adapter, or None."""
-    from training.reflect_threshold import THRESHOLD_FILE
-
-    path = adapter / THRESHOLD_FILE
-    return float(json.loads(path.read_text(encoding="utf-8"))["threshold"]) if path.is_file() else None
 
 
 def _open_run(config: PipelineConfig, on_stage: Callable[[str], None] | None) -> _Run:

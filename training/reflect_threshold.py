@@ -98,9 +98,9 @@ def save_threshold(adapter_dir: Path, fit: ThresholdFit, source: str) -> Path:
     return path
 
 
-def load_threshold(group_dir: Path) -> float | None:
-    """The reflect adapter's fitted threshold in a `train --roles` directory, or None when none was fitted."""
-    path = Path(group_dir) / "reflect" / THRESHOLD_FILE
+def load_threshold(adapter_dir: Path) -> float | None:
+    """The threshold fitted for the adapter in `adapter_dir` (a group's `reflect`, …), or None when none was."""
+    path = Path(adapter_dir) / THRESHOLD_FILE
     if not path.is_file():
         return None
     try:

@@ -82,10 +82,10 @@ def test_pairs_are_scored_as_the_reflect_agent_scores_its_verdict_and_the_fit_is
     adapter.mkdir(parents=True)
     path = save_threshold(adapter, fit_threshold(scored), source="test")
     assert path.name == THRESHOLD_FILE and json.loads(path.read_text())["threshold"] == 1.25
-    assert load_threshold(tmp_path / "group") == 1.25 and load_threshold(tmp_path / "elsewhere") is None
+    assert load_threshold(adapter) == 1.25 and load_threshold(tmp_path / "elsewhere") is None
     path.write_text("{}")
     with pytest.raises(ConfigError, match="calibrate-reflect"):
-        load_threshold(tmp_path / "group")
+        load_threshold(adapter)
 
 
 def test_a_threshold_moves_where_the_scored_verdict_turns_wrong():
