@@ -26,10 +26,23 @@ __all__ = ["FIELD_TOKENS", "guided_scienceqa_item"]
 FIELD_TOKENS = {"stem": 96, "options": 64, "caption": 40, "image text": 32}
 _STEM_TOKENS, _OPTION_TOKENS, _CAPTION_TOKENS, _OCR_TOKENS = FIELD_TOKENS.values()
 _FIELD_STOPS = ["\nOptions", "\nAnswer", "\nImage", "\nQuestion", "\n\n\n"]
+#: options lines written for one stem before the item is dropped as `bad_options` (a sampled retry costs less
+#: than a new stem: benchmarks/self_instruct.py)
+OPTION_TRIES = 2
 
 
 def _line(text: str) -> str:
     return " ".join(text.split("\n", 1)[0].split())
+
+
+def _options(raw: str) -> list[str]:
+    """The options of a generated `(A) … (B) …` line, or [] unless they are 2-5 distinct, non-empty ones."""
+    _, options = split_options("(A) " + _line(raw), parens_only=True)
+    if len(raw) >= 3 * _OPTION_TOKENS and len(options) > 2:
+        options = options[:-1]  # the last option was cut off
+    options = options[:len(LETTERS)]
+    norms = [normalize_answer(o) for o in options]
+    return [] if len(options) < 2 or not all(norms) or len(set(norms)) < len(norms) else options
 
 
 def guided_scienceqa_item(model: CompletionModel, prompt: str, norm: Norm = "char") -> dict[str, Any] | str:
@@ -45,13 +58,11 @@ def guided_scienceqa_item(model: CompletionModel, prompt: str, norm: Norm = "cha
     if len(stem) >= 3 * _STEM_TOKENS:  # ran out of tokens mid-question
         return "unfinished"
     text = f"{prompt} {stem}\nOptions: (A)"
-    raw = model.generate(text, stop=["\n"], max_tokens=_OPTION_TOKENS)
-    _, options = split_options("(A) " + _line(raw), parens_only=True)
-    if len(raw) >= 3 * _OPTION_TOKENS and len(options) > 2:
-        options = options[:-1]  # the last option was cut off
-    options = options[:len(LETTERS)]
-    norms = [normalize_answer(o) for o in options]
-    if len(options) < 2 or not all(norms) or len(set(norms)) < len(norms):
+    for _ in range(OPTION_TRIES):
+        options = _options(model.generate(text, stop=["\n"], max_tokens=_OPTION_TOKENS))
+        if options:
+            break
+    else:
         return "bad_options"
     text = f"{text[:-len('(A)')]}" + render_options(options)
     caption = _line(model.generate(text + "\nImage caption:", stop=["\n"], max_tokens=_CAPTION_TOKENS))

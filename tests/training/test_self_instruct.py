@@ -389,7 +389,7 @@ def test_scienceqa_run_writes_valid_rows(tmp_path):
 def test_guided_scienceqa_fills_fields_and_scores_the_answer(tmp_path):
     out = tmp_path / "sqa.jsonl"
     fields = [" Which animal lives in water?", " frog (B) camel (C) whale", " A photo of the sea.", " OCEAN",
-              " Which is a solid?", " milk (B) milk",  # duplicate options: dropped after two calls
+              " Which is a solid?", " milk (B) milk", " milk",  # bad options twice: dropped after three calls
               " Which word rhymes with cat?", " hat (B) dog", " none"]  # no image: no OCR question
     model = ScriptedModel(generations=fields, prefer=[" C. whale", " A. hat"])
     config = SelfInstructConfig(n=2, per_round=3, permutations=0, shuffle_options=False)
@@ -679,3 +679,12 @@ def test_cli_answer_by_flag():
     assert build_parser().parse_args([*base, "--answer-by", "generate"]).answer_by == "generate"
     with pytest.raises(SystemExit):
         build_parser().parse_args([*base, "--answer-by", "guess"])
+
+
+def test_guided_options_that_fail_their_check_are_written_again_once_for_the_same_stem():
+    from training.guided_items import OPTION_TRIES, guided_scienceqa_item
+    model = ScriptedModel(generations=[" Which is a solid?", " milk (B) milk", " rock (B) milk", " no image"],
+                          prefer=[" A. rock"])
+    item = guided_scienceqa_item(model, "Question:")
+    assert OPTION_TRIES == 2 and item["choices"] == ["rock", "milk"] and item["answer"] == "A"
+    assert model.prompts[1] == model.prompts[2]  # the second options line is asked for with the same text
