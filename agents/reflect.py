@@ -66,6 +66,10 @@ class ModelReflectAgent:
         return ReflectDecision(thought, None, error=error, raw=text)
 
     def _margin(self, cue: str) -> float:
-        """log p(right) - log p(wrong) as the verdict after `cue`."""
-        right, wrong = self.model.score(cue + f" {REFLECT}[", [f"{v}]" for v in VERDICTS])
-        return right - wrong
+        return verdict_margin(self.model, cue + f" {REFLECT}[")
+
+
+def verdict_margin(model: CompletionModel, prompt: str) -> float:
+    """log p(right) - log p(wrong) as the verdict completing `prompt` (which ends with `Reflect[`)."""
+    right, wrong = model.score(prompt, [f"{v}]" for v in VERDICTS])
+    return right - wrong

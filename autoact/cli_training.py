@@ -135,17 +135,16 @@ def _token_counter(spec: str) -> tuple[Callable[[str], int], str]:
 
 def cmd_calibrate_reflect(args: argparse.Namespace) -> int:
     """Fit the group's reflect threshold on its own verdict pairs; writes GROUP/reflect/verdict_threshold.json."""
-    from training.reflect_threshold import fit_threshold, pair_margins, save_threshold, verdict_pairs
+    from training.reflect_threshold import THRESHOLD_FILE, fit_and_save
 
     adapter = Path(args.group) / "reflect"
     if not (adapter / "adapter_config.json").is_file():
         raise ConfigError(f"--group {args.group}: no reflect adapter in it (expected {adapter}/adapter_config.json)")
-    pairs = verdict_pairs(Path(args.data))
     name = args.model or resolve_role_models(args.base_url, args.api_key, group=args.group).reflect
     model = EndpointModel(EndpointConfig(base_url=args.base_url, api_key=args.api_key, model=name,
                                          timeout=args.timeout))
-    fit = fit_threshold(pair_margins(model, pairs))
-    path = save_threshold(adapter, fit, source=f"{Path(args.data) / 'reflect.jsonl'} scored by {name}")
+    fit = fit_and_save(model, Path(args.data), adapter)
+    path = adapter / THRESHOLD_FILE
     table = Table(title=f"reflect verdicts on their {fit.n_right} right and {fit.n_wrong} wrong training pairs")
     for col in ("threshold", "right kept", "wrong caught"):
         table.add_column(col, justify="right")

@@ -222,7 +222,7 @@ class _Run:
         trained on (training.reflect_threshold), by served name; {} unless the preset asks for them."""
         if not self.preset.fit_reflect_threshold:
             return {}
-        from training.reflect_threshold import fit_threshold, load_threshold, pair_margins, save_threshold, verdict_pairs
+        from training.reflect_threshold import fit_and_save, load_threshold, verdict_pairs
 
         data = {"reflect": self.paths["data"], "all": self.paths["data"],
                 **{f"curve{k}-reflect": curve_dirs(self.workdir, k)[0] for k in sizes}}
@@ -237,8 +237,7 @@ class _Run:
                 if not {p["completion"] for p in pairs} >= {"right]", "wrong]"}:
                     counts[name] = "no right and wrong verdict pairs to fit on"
                     continue
-                fit = fit_threshold(pair_margins(_endpoint(url, name), pairs))
-                save_threshold(adapter, fit, source=f"{data[name] / 'reflect.jsonl'} scored by {name}")
+                fit = fit_and_save(_endpoint(url, name), data[name], adapter, pairs)
                 thresholds[name] = fit.threshold
                 counts[name] = {"threshold": fit.threshold, "right_kept": fit.right_kept,
                                 "wrong_caught": fit.wrong_caught, "pairs": fit.n_right + fit.n_wrong}

@@ -19,10 +19,11 @@ from pathlib import Path
 from typing import Any, Iterable, Mapping, Sequence
 
 from agents.llm import CompletionModel
+from agents.reflect import verdict_margin
 from core.errors import ConfigError
 from core.jsonl import iter_jsonl
 
-__all__ = ["THRESHOLD_FILE", "ThresholdFit", "fit_threshold", "load_threshold", "pair_margins", "save_threshold",
+__all__ = ["THRESHOLD_FILE", "ThresholdFit", "fit_and_save", "fit_threshold", "load_threshold", "pair_margins", "save_threshold",
            "verdict_pairs"]
 
 THRESHOLD_FILE = "verdict_threshold.json"
@@ -60,11 +61,7 @@ def verdict_pairs(data_dir: Path) -> list[dict[str, Any]]:
 
 def pair_margins(model: CompletionModel, pairs: Iterable[Mapping[str, Any]]) -> list[tuple[float, bool]]:
     """(margin, labelled right) of each verdict pair, scored as the reflect agent scores its verdict."""
-    out = []
-    for p in pairs:
-        right, wrong = model.score(str(p["prompt"]), list(_VERDICTS))
-        out.append((right - wrong, p["completion"] == "right]"))
-    return out
+    return [(verdict_margin(model, str(p["prompt"])), p["completion"] == "right]") for p in pairs]
 
 
 def _shares(scored: Sequence[tuple[float, bool]], t: float) -> tuple[float, float]:
@@ -96,6 +93,15 @@ def save_threshold(adapter_dir: Path, fit: ThresholdFit, source: str) -> Path:
     path = Path(adapter_dir) / THRESHOLD_FILE
     path.write_text(json.dumps({**asdict(fit), "source": source}, indent=2) + "\n", encoding="utf-8")
     return path
+
+
+def fit_and_save(model: CompletionModel, data_dir: Path, adapter_dir: Path,
+                 pairs: Sequence[Mapping[str, Any]] | None = None) -> ThresholdFit:
+    """Score `data_dir`'s verdict pairs (or `pairs` read from it) with `model`, the adapter in `adapter_dir` served;
+    fit the threshold and write it beside the adapter."""
+    fit = fit_threshold(pair_margins(model, verdict_pairs(data_dir) if pairs is None else pairs))
+    save_threshold(adapter_dir, fit, source=f"{Path(data_dir) / 'reflect.jsonl'} scored by {model.name}")
+    return fit
 
 
 def load_threshold(adapter_dir: Path) -> float | None:
