@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import signal
 import sys
 import time
@@ -24,7 +25,7 @@ from evaluation.report import summary_table
 from evaluation.runner import EvalOptions, evaluate, run_episode
 from evaluation.trace import Tracer
 from graph.designs import DESIGNS, design
-from serving.cli import add_serve_parser
+from serving.cli import add_serve_parser, add_worker_parser
 from tasks import get_task, read_rows
 
 
@@ -128,6 +129,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
 
     add_serve_parser(sub)
+    add_worker_parser(sub)
 
     run = sub.add_parser("run", help="answer one question, printing each step")
     run.add_argument("question", nargs="?", default=None, help="the question (or use --id with --data)")
@@ -176,8 +178,23 @@ def _add_eval_options(p: argparse.ArgumentParser, out_default: str | None = None
     add_group_options(p)
 
 
+def take_local_rank(argv: Sequence[str]) -> list[str]:
+    """`argv` without the `--local_rank=N` (or `--local-rank N`) the `deepspeed` launcher puts before the
+    command; its value goes to `$LOCAL_RANK`, where torchrun puts it and the Trainer reads it."""
+    out, args = [], list(argv)
+    while args:
+        arg = args.pop(0)
+        name, sep, value = arg.partition("=")
+        if name in ("--local_rank", "--local-rank"):
+            value = value if sep else (args.pop(0) if args else "")
+            os.environ["LOCAL_RANK"] = value
+            continue
+        out.append(arg)
+    return out
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    args = build_parser().parse_args(take_local_rank(sys.argv[1:] if argv is None else argv))
     log_to_stderr()
     # SIGTERM (`kill`, a batch scheduler's stop) ends a command as Ctrl-C does: finished work kept, the
     # pipeline's stage recorded as interrupted with its time, servers stopped, resumable

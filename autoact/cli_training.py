@@ -21,6 +21,7 @@ from autoact.options import (
     positive_int,
 )
 from core.errors import ConfigError, DataError
+from serving.cli import add_engine_arguments, engine_options
 
 
 def _endpoint_options(p: argparse.ArgumentParser, what: str = "the Meta-Agent") -> None:
@@ -201,8 +202,10 @@ def cmd_train(args: argparse.Namespace) -> int:
     from autoact.stages import role_files, train_roles
     from core.roles import ALL, ROLES
     from serving.model_store import resolve_model
-    from training.lora import train_adapter
+    from training.lora import train_adapter, world_rank
 
+    # under torchrun or the deepspeed launcher every process runs this; the first one reports
+    say = console.print if world_rank() == 0 else (lambda *_, **__: None)
     config = _train_config(args)
     config.check()
     data, out = Path(args.data), out_directory(args.out)
@@ -218,7 +221,7 @@ def cmd_train(args: argparse.Namespace) -> int:
                       "" if report.skipped else f"{report.tokens_per_second:.0f}", str(target))
 
     def started(name: str, files: list[Path], target: Path) -> None:
-        console.print(f"training {name} on {', '.join(map(str, files))} → {target}")
+        say(f"training {name} on {', '.join(map(str, files))} → {target}")
 
     if args.roles is None:
         if data.is_dir():
@@ -227,7 +230,7 @@ def cmd_train(args: argparse.Namespace) -> int:
         started(data.stem, [data], out)
         show(data.stem, out, train_adapter([data], out, base, config, resume=args.resume, overwrite=args.overwrite,
                                            progress=not args.no_progress))
-        console.print(table)
+        say(table)
         return 0
     roles = [r.strip() for r in args.roles.split(",") if r.strip()]
     unknown = [r for r in roles if r not in (*ROLES, ALL)]
@@ -238,17 +241,17 @@ def cmd_train(args: argparse.Namespace) -> int:
     for role in roles:
         if not role_files(role, [data]):
             names = [f"{r}.jsonl" for r in ROLES] if role == ALL else [f"{role}.jsonl"]
-            console.print(styled((f"skipping {role}:", "yellow"),
+            say(styled((f"skipping {role}:", "yellow"),
                                  f" no training pairs in {', '.join(str(data / n) for n in names)}"))
     reports = train_roles(roles, [data], out, base, config, resume=args.resume, overwrite=args.overwrite,
                           progress=not args.no_progress, on_start=started)
     for role, report in reports.items():
         if report is not None:
             show(role, out / role, report)
-    console.print(table)
+    say(table)
     missing = [role for role, report in reports.items() if report is None]
     if missing:
-        console.print(styled((f"no adapter for {', '.join(missing)}", "yellow"), ": serve the base model in that role"))
+        say(styled((f"no adapter for {', '.join(missing)}", "yellow"), ": serve the base model in that role"))
     return 0
 
 
@@ -272,7 +275,8 @@ def cmd_pipeline(args: argparse.Namespace) -> int:
                             corpus_share=args.corpus_share, train_on_eval=args.train_on_eval,
                             tool_selection=args.tool_selection, no_reflect_ablation=args.ablate_reflect,
                             ablations=args.ablations, curve=tuple(args.curve),
-                            progress=not args.no_progress, overrides=overrides)
+                            progress=not args.no_progress, overrides=overrides,
+                            serving={**engine_options(args), "workers": args.workers})
     rounds = RoundsConfig(rounds=args.rounds, continue_adapters=args.continue_adapters,
                           reuse_questions=args.reuse_questions,
                           stop_on_regression=args.stop_on_regression, regression_margin=args.regression_margin)
@@ -528,6 +532,9 @@ def _pipeline_options(pl: argparse.ArgumentParser) -> None:
                     help="end the rounds when a round scores below the previous one by more than the margin")
     pl.add_argument("--regression-margin", type=non_negative, default=1.0, help="points of the task metric")
     pl.add_argument("--no-progress", action="store_true", help="no progress bars")
+    add_engine_arguments(pl)
+    pl.add_argument("--workers", type=positive_int, default=1,
+                    help="model workers behind each stack the pipeline starts (cuda: one per GPU in turn)")
 
 
 def _sizes(text: str) -> tuple[int, ...]:

@@ -52,7 +52,7 @@ from evaluation.run_report import write_report
 from evaluation.runner import EvalOptions, evaluate
 from graph.context import Limits
 from graph.protocol import GraphAgent
-from serving.launcher import FastChatStack, free_port
+from serving.launcher import free_port, serving_stack
 from serving.model_store import ResolvedModel, resolve_model
 from tasks import get_task, read_rows
 from tasks.base import Task
@@ -143,11 +143,12 @@ class _Run:
             url = None if synth_roles else config.base_url
             if need_meta and url is None:
                 with record.running("serve") as counts:
-                    stack = meta_stack.enter_context(FastChatStack(
+                    stack = meta_stack.enter_context(serving_stack(
                         base, port=free_port(), log_dir=paths["logs"] / "meta",
-                        adapters={r: config.synth_adapters[r] for r in synth_roles} if synth_roles else None))
+                        adapters={r: config.synth_adapters[r] for r in synth_roles} if synth_roles else None,
+                        **config.serving))
                     url = stack.base_url
-                    counts["model"] = ", ".join(stack.model_names)
+                    counts.update(model=", ".join(stack.model_names), device=", ".join(stack.devices))
             elif url is None:
                 record.skipped("serve", {}, "nothing left for the Meta-Agent to do")
             if need_meta:
@@ -250,11 +251,12 @@ class _Run:
         sizes = self.curve_sizes()
         curve = served_curve(self.workdir, sizes, trained_roles)
         with record.running("serve-group") as counts:
-            group_stack = FastChatStack(base, port=free_port(), log_dir=paths["logs"] / "group",
+            group_stack = serving_stack(base, port=free_port(), log_dir=paths["logs"] / "group",
                                         adapters={**{r: paths["adapters"] / r for r in trained}, **(extra or {}),
-                                                  **curve})
+                                                  **curve}, **config.serving)
             group_stack.start()
-            counts.update(models=", ".join(group_stack.model_names))
+            counts.update(models=", ".join(group_stack.model_names),
+                          device=", ".join(group_stack.devices))
         try:
             url = group_stack.base_url
             thresholds = self.reflect_thresholds(url, sizes, {**{r: paths["adapters"] / r for r in trained},

@@ -79,6 +79,9 @@ class PipelineConfig:
     extra_training_data: list[Path] = field(default_factory=list)  # earlier rounds' data dirs: train on the union
     init_adapters: Path | None = None  # start each role's adapter from this group's instead of from scratch
     zero_shot_eval: bool = True  # evaluate the Meta-Agent zero-shot too
+    # how the stacks the pipeline starts serve (serving.launcher.FastChatStack keywords: engine, device,
+    # dtype, max_batch_size, workers); empty: the batched engine on `auto`, one worker
+    serving: dict[str, Any] = field(default_factory=dict)
 
     def preset_values(self) -> Preset:
         if self.preset not in PRESETS:

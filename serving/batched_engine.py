@@ -64,12 +64,12 @@ def _cpu_threads() -> int:
     return cpu_threads()
 
 
-def resolve_dtype(name: str) -> torch.dtype:
-    """``auto`` (bf16 on CPUs with bf16 instructions, else fp32), ``bfloat16`` or ``float32``."""
+def resolve_dtype(name: str, device: str = "cpu") -> torch.dtype:
+    """``auto`` (bf16 where ``device`` computes it natively, else fp32), ``bfloat16`` or ``float32``."""
     if name == "auto":
-        from core.hardware import cpu_bf16_supported
+        from core.hardware import bf16_supported
 
-        return torch.bfloat16 if cpu_bf16_supported() else torch.float32
+        return torch.bfloat16 if bf16_supported(device) else torch.float32
     table = {"bfloat16": torch.bfloat16, "bf16": torch.bfloat16, "float32": torch.float32, "fp32": torch.float32}
     if name not in table:
         raise ValueError(f"unknown dtype {name!r}: use auto, bfloat16 or float32")
@@ -84,6 +84,10 @@ class BatchedEngine(SchedulerMixin, ModelStepMixin, OutputMixin, MemoryReleaseMi
     outputs. Start the thread with :meth:`start` (or use the engine as a context manager).
     ``fused_decode=False`` runs decoding steps through transformers' forward even where
     :mod:`serving.llama_step` supports the model (for comparisons).
+
+    ``device`` (``auto``, ``cpu``, ``cuda``, ``cuda:N``; :func:`core.hardware.resolve_device`)
+    holds the weights, the stacked adapters and every cache: the engine thread creates its
+    tensors there (a ``torch.device`` context). Thread counts and heap trimming apply on the CPU only.
     """
 
     def __init__(
@@ -101,19 +105,25 @@ class BatchedEngine(SchedulerMixin, ModelStepMixin, OutputMixin, MemoryReleaseMi
         prefill_budget: int = 2048,
         admit_wait_s: float = 0.25,
         fused_decode: bool = True,
+        device: str = "auto",
     ) -> None:
         from transformers import AutoModelForCausalLM, AutoTokenizer
 
+        from core.hardware import is_cpu, resolve_device
+
         self.model_path = Path(model_path)
         self.base_name = base_name or self.model_path.name
-        self.dtype = resolve_dtype(dtype)
+        self.device = resolve_device(device)
+        self.on_cpu = is_cpu(self.device)
+        self.dtype = resolve_dtype(dtype, self.device)
         self.max_batch_size = max(1, int(max_batch_size))
         self.max_queue = max(1, int(max_queue))
         self.stream_interval = max(1, int(stream_interval))
         self.prefill_budget = max(1, int(prefill_budget))  # padded prompt tokens prefilled in one forward
         self.admit_wait_s = admit_wait_s
         self.threads = threads or _cpu_threads()
-        torch.set_num_threads(self.threads)
+        if self.on_cpu:
+            torch.set_num_threads(self.threads)
         self.tokenizer = AutoTokenizer.from_pretrained(self.model_path)
         model = AutoModelForCausalLM.from_pretrained(self.model_path, dtype=self.dtype)
         self.adapters = {name: Path(path) for name, path in (adapters or {}).items()}
@@ -127,7 +137,9 @@ class BatchedEngine(SchedulerMixin, ModelStepMixin, OutputMixin, MemoryReleaseMi
             model = PeftModel.from_pretrained(model, str(self.adapters[names[0]]), adapter_name=names[0])
             for name in names[1:]:
                 model.load_adapter(str(self.adapters[name]), adapter_name=name)
-            self.row_adapters = install_stacked_lora(model, names)
+        model = model.to(self.device)  # loaded on the CPU, moved whole: base weights and every adapter
+        if self.adapters:
+            self.row_adapters = install_stacked_lora(model, list(self.adapters))
         self.model = model.eval()
         # decoding steps of Llama-family models skip transformers' per-layer machinery (serving/llama_step.py)
         from serving.llama_step import LlamaStep, supports
@@ -152,7 +164,8 @@ class BatchedEngine(SchedulerMixin, ModelStepMixin, OutputMixin, MemoryReleaseMi
         self.context_len = int(context_len)
         self.prefix_cache = PrefixCache(prefix_cache_tokens)
         self._waiting: queue.Queue[Request] = queue.Queue()
-        self._batch = _Batch()
+        with torch.device(self.device):
+            self._batch = _Batch()
         self._thread: threading.Thread | None = None
         self._stop = threading.Event()
         self._wake = threading.Event()
@@ -239,8 +252,9 @@ class BatchedEngine(SchedulerMixin, ModelStepMixin, OutputMixin, MemoryReleaseMi
 
     # -- engine thread -----------------------------------------------------------------
     def _loop(self) -> None:
-        torch.set_num_threads(self.threads)
-        with torch.inference_mode():
+        if self.on_cpu:
+            torch.set_num_threads(self.threads)
+        with torch.inference_mode(), torch.device(self.device):  # tensors made in this thread live on the device
             while not self._stop.is_set():
                 self._drop_finished()
                 admitted = False

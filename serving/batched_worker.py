@@ -17,6 +17,7 @@ import argparse
 import asyncio
 import json
 import logging
+import os
 import threading
 import time
 import uuid
@@ -40,7 +41,15 @@ from serving.engine_requests import (
 )
 
 log = logging.getLogger("autoact.batched_worker")
-HEART_BEAT_S = 45  # FastChat's WORKER_HEART_BEAT_INTERVAL; the controller expires workers after 90 s
+HEART_BEAT_ENV = "FASTCHAT_WORKER_HEART_BEAT_INTERVAL"  # FastChat's own workers read it too (default 45 s)
+
+
+def heart_beat_seconds() -> float:
+    """Seconds between heart-beats: ``$FASTCHAT_WORKER_HEART_BEAT_INTERVAL``, else FastChat's 45."""
+    try:
+        return max(1.0, float(os.environ.get(HEART_BEAT_ENV, "45")))
+    except ValueError:
+        return 45.0
 
 
 class ControllerLink:
@@ -58,8 +67,9 @@ class ControllerLink:
         response.raise_for_status()
 
     def beat_forever(self) -> None:
+        interval = heart_beat_seconds()
         while True:
-            time.sleep(HEART_BEAT_S)
+            time.sleep(interval)
             try:
                 response = httpx.post(f"{self.controller}/receive_heart_beat", timeout=5, trust_env=False,
                                       json={"worker_name": self.worker_address,
@@ -167,7 +177,8 @@ def create_app(engine: BatchedEngine, conv_template: str | None) -> Any:
         return {**engine.stats, "prefix_cache_entries": len(engine.prefix_cache),
                 "prefix_cache_hits": engine.prefix_cache.hits,
                 "prefix_reused_tokens": engine.prefix_cache.reused_tokens,
-                "dtype": str(engine.dtype).replace("torch.", ""), "max_batch_size": engine.max_batch_size,
+                "dtype": str(engine.dtype).replace("torch.", ""), "device": engine.device,
+                "max_batch_size": engine.max_batch_size,
                 "threads": engine.threads}
 
     return app
@@ -185,7 +196,8 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
                         help="a LoRA adapter served as model NAME (repeatable)")
     parser.add_argument("--conv-template", default=None)
     parser.add_argument("--dtype", default="auto", choices=["auto", "bfloat16", "float32"],
-                        help="weights and activations (auto: bf16 where the CPU has bf16 instructions)")
+                        help="weights and activations (auto: bf16 where the device computes it natively)")
+    parser.add_argument("--device", default="auto", help="auto (CUDA when torch sees a GPU), cpu, cuda or cuda:N")
     parser.add_argument("--max-batch-size", type=int, default=32, help="rows decoded together at most")
     parser.add_argument("--max-queue", type=int, default=256,
                         help="requests queued or running at most; more are refused with an error")
@@ -215,9 +227,10 @@ def main(argv: Sequence[str] | None = None) -> None:
     engine = BatchedEngine(args.model_path, adapters, base_name=args.model_name, dtype=args.dtype,
                            max_batch_size=args.max_batch_size, max_queue=args.max_queue,
                            context_len=args.context_len, stream_interval=args.stream_interval,
-                           prefix_cache_tokens=args.prefix_cache_tokens, threads=args.threads).start()
-    log.info("batched worker %s: models %s, dtype %s, batch ≤ %d, threads %d", uuid.uuid4().hex[:8],
-             engine.model_names, engine.dtype, engine.max_batch_size, engine.threads)
+                           prefix_cache_tokens=args.prefix_cache_tokens, threads=args.threads,
+                           device=args.device).start()
+    log.info("batched worker %s: models %s, device %s, dtype %s, batch ≤ %d, threads %d", uuid.uuid4().hex[:8],
+             engine.model_names, engine.device, engine.dtype, engine.max_batch_size, engine.threads)
     app = create_app(engine, args.conv_template)
     address = args.worker_address or f"http://{args.host}:{args.port}"
     ControllerLink(args.controller_address, address, app.state.status).start()

@@ -29,6 +29,7 @@ class MemoryReleaseMixin:
     """
 
     stats: dict[str, float]
+    on_cpu: bool
     release_every_s: float
     _released_at: float
     _released_at_work: float
@@ -43,7 +44,8 @@ class MemoryReleaseMixin:
         0.1 s, so a busy engine trims only now and then.
         """
         now, work = time.monotonic(), self.stats["steps"] + self.stats["prefills"]
-        if (_MALLOC_TRIM is None or work == self._released_at_work  # nothing ran since the last release
+        if (_MALLOC_TRIM is None or not self.on_cpu  # a GPU's memory is torch's caching allocator's
+                or work == self._released_at_work  # nothing ran since the last release
                 or (not quiet and now - self._released_at < self.release_every_s)):
             return
         start = time.perf_counter()

@@ -180,6 +180,15 @@ def _data_stats(paths: Sequence[Path]) -> dict[str, Any]:
     return {}
 
 
+def world_rank() -> int:
+    """This process's rank among the training processes (`$RANK`, set by torchrun and the deepspeed
+    launcher; 0 when training alone)."""
+    try:
+        return int(os.environ.get("RANK", "0") or 0)
+    except ValueError:
+        return 0
+
+
 def _set_threads() -> int:
     """torch's intra-op threads: one per available core unless OMP_NUM_THREADS is set; returns the count."""
     import torch
@@ -294,8 +303,10 @@ def train_adapter(data: Path | Sequence[Path], out_dir: Path, base_path: Path, c
     out_dir, base_path = Path(out_dir), Path(base_path)
     checkpoints = out_dir / "checkpoints"
     done = (out_dir / TRAINING_ARGS).is_file() and (out_dir / "adapter_config.json").is_file()
+    first = world_rank() == 0  # across processes, the first one alone changes files before training
     if overwrite and out_dir.exists():
-        remove_adapter_files(out_dir, keep=paths)
+        if first:
+            remove_adapter_files(out_dir, keep=paths)
     elif done:
         saved = json.loads((out_dir / TRAINING_ARGS).read_text(encoding="utf-8"))
         return TrainReport(str(out_dir), pairs=saved.get("pairs", 0), steps=saved.get("steps", 0),
@@ -368,7 +379,9 @@ def train_adapter(data: Path | Sequence[Path], out_dir: Path, base_path: Path, c
             gradient_checkpointing_kwargs={"use_reentrant": False} if config.gradient_checkpointing else None,
             deepspeed=config.deepspeed, remove_unused_columns=False, disable_tqdm=not progress,
             dataloader_num_workers=0, save_only_model=False, group_by_length=config.group_by_length,
-            length_column_name="length", include_num_input_tokens_seen="non_padding", **precision)
+            length_column_name="length", include_num_input_tokens_seen="non_padding",
+            ddp_find_unused_parameters=False,  # across processes: every LoRA weight is used in each step
+            **precision)
         trainer = _trainer_class()(model=model, args=args, train_dataset=encoded, data_collator=PairCollator(pad_id),
                                    callbacks=[_log_callback(out_dir / TRAIN_LOG), *callbacks])
         start_from = last_checkpoint(checkpoints) if resume else None
@@ -376,7 +389,8 @@ def train_adapter(data: Path | Sequence[Path], out_dir: Path, base_path: Path, c
         if start_from is not None:
             state = json.loads((start_from / "trainer_state.json").read_text())
             resumed_at, resumed_tokens = state["global_step"], int(state.get("num_input_tokens_seen") or 0)
-        _cut_log(out_dir / TRAIN_LOG, resumed_at)
+        if first:
+            _cut_log(out_dir / TRAIN_LOG, resumed_at)
 
         with warnings.catch_warnings():  # the Trainer's token count copies a tensor, and says so at every step
             warnings.filterwarnings("ignore", message="To copy construct from a tensor", category=UserWarning)

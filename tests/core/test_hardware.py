@@ -119,3 +119,48 @@ def test_bf16_is_false_when_cpuinfo_cannot_be_read(monkeypatch):
     _fake_torch(monkeypatch)
     _fake_files(monkeypatch, {CPUINFO: OSError("no /proc here")})
     assert cpu_bf16_supported() is False
+
+
+# --- resolve_device, bf16_supported ------------------------------------------------------------
+
+def _cuda(monkeypatch, available: bool, count: int = 0, bf16: bool = False) -> None:
+    import torch
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: available)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: count)
+    monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda *a, **k: bf16)
+    monkeypatch.setattr(torch.cuda, "device", lambda d: __import__("contextlib").nullcontext())
+
+
+@pytest.mark.parametrize("available, count, name, expected", [
+    (False, 0, "auto", "cpu"),
+    (True, 2, "auto", "cuda"),
+    (True, 2, "CUDA:1", "cuda:1"),
+    (False, 0, "cpu", "cpu"),
+    (True, 1, "cpu", "cpu"),         # asked for the CPU, the CPU it is
+])
+def test_resolve_device_picks_cuda_only_where_torch_sees_a_gpu(monkeypatch, available, count, name, expected):
+    from core.hardware import resolve_device
+    _cuda(monkeypatch, available, count)
+    assert resolve_device(name) == expected
+
+
+@pytest.mark.parametrize("available, count, name, message", [
+    (False, 0, "cuda", "torch sees no CUDA GPU here"),
+    (True, 2, "cuda:2", "has 2 CUDA GPU\\(s\\), numbered 0 to 1"),
+    (True, 2, "tpu", "use auto, cpu, cuda or cuda:N"),
+    (True, 2, "cuda:x", "use auto, cpu, cuda or cuda:N"),
+])
+def test_resolve_device_names_what_is_wrong(monkeypatch, available, count, name, message):
+    from core.errors import ConfigError
+    from core.hardware import resolve_device
+    _cuda(monkeypatch, available, count)
+    with pytest.raises(ConfigError, match=message):
+        resolve_device(name)
+
+
+def test_bf16_is_asked_of_the_gpu_on_cuda_and_of_the_cpu_otherwise(monkeypatch):
+    import core.hardware as hardware
+    _cuda(monkeypatch, True, 1, bf16=True)
+    monkeypatch.setattr(hardware, "cpu_bf16_supported", lambda: False)
+    assert hardware.bf16_supported("cuda:0") is True and hardware.bf16_supported("cpu") is False
+    assert hardware.is_cpu("cpu") and not hardware.is_cpu("cuda:0")

@@ -275,3 +275,32 @@ def test_freed_memory_goes_back_to_the_system_after_work_only(tiny_model_dir):
         assert eng.stats["releases"] == 1
         time.sleep(1.2)
         assert eng.stats["releases"] == 1  # no work since
+
+
+def test_auto_dtype_asks_the_device_and_the_heap_is_trimmed_on_the_cpu_only(monkeypatch):
+    import torch
+
+    import core.hardware as hardware
+    from serving import memory
+    from serving.batched_engine import resolve_dtype
+
+    monkeypatch.setattr(hardware, "bf16_supported", lambda device: device.startswith("cuda"))
+    assert resolve_dtype("auto", "cuda:0") == torch.bfloat16 and resolve_dtype("auto", "cpu") == torch.float32
+    assert resolve_dtype("float32", "cuda") == torch.float32
+    trims: list[int] = []
+    monkeypatch.setattr(memory, "_MALLOC_TRIM", lambda pad: trims.append(pad) or 1)
+    for on_cpu in (False, True):
+        holder = memory.MemoryReleaseMixin()
+        holder.stats, holder.on_cpu, holder.release_every_s = {"steps": 5, "prefills": 1, "releases": 0,
+                                                               "release_s": 0.0}, on_cpu, 15.0
+        holder._released_at, holder._released_at_work = 0.0, 0.0
+        holder._release_memory(quiet=True)
+        assert trims == ([0] if on_cpu else [])
+
+
+def test_the_engine_runs_on_the_device_it_is_given(tiny_model_dir):
+    with BatchedEngine(tiny_model_dir, dtype="float32", device="cpu") as eng:
+        out = eng.generate_one({"model": eng.base_name, "prompt": "Hello", "max_new_tokens": 3, "temperature": 0.0},
+                               timeout=60)
+    assert eng.device == "cpu" and eng.on_cpu and next(eng.model.parameters()).device.type == "cpu"
+    assert out["finish_reason"] in ("stop", "length")

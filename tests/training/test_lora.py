@@ -385,3 +385,55 @@ def test_an_unknown_attention_is_a_config_error(tiny_model_dir, tmp_path):
     with pytest.raises(ConfigError, match="--attention no_such_kernel"):
         train_adapter(data, tmp_path / "out", tiny_model_dir, TrainConfig(max_steps=1, attention="no_such_kernel"),
                       progress=False)
+
+
+def _losses(out: Path) -> list[float]:
+    return [json.loads(line)["loss"] for line in (out / "train_log.jsonl").read_text().splitlines()]
+
+
+@pytest.mark.parametrize("launcher", ["torchrun", "deepspeed"])
+def test_two_processes_train_the_adapter_one_process_trains(launcher, tiny_model_dir, tmp_path):
+    """`autoact train` under `torchrun --nproc_per_node 2` and under `deepspeed --num_gpus 2` with ZeRO-2
+    (gloo on the CPU): each process takes half of each batch, so with the same global batch the first
+    epoch's losses are one process's, the adapter has the same format and weights within noise, and
+    one process alone writes and reports."""
+    import os
+    import subprocess
+    import sys
+
+    from safetensors.torch import load_file
+
+    from serving.launcher import free_port
+    data = write_pairs(tmp_path / "plan.jsonl",
+                       [{"prompt": f"Question {i}: who wrote it?\nThought 1:", "completion": f" Look up item {i}.\n"}
+                        for i in range(16)])
+    common = ["train", "--data", str(data), "--base", str(tiny_model_dir), "--max-steps", "6", "--no-progress"]
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    extra: list[str] = []
+    if launcher == "deepspeed":
+        config = json.loads((DEEPSPEED_CONFIGS / "zero2.json").read_text())
+        config["optimizer"]["params"]["torch_adam"] = True  # no fused Adam op to compile here
+        (tmp_path / "zero2.json").write_text(json.dumps(config))
+        extra = ["--deepspeed", str(tmp_path / "zero2.json")]
+        run = [str(Path(sys.executable).with_name("deepspeed")), "--num_gpus", "2", "--master_port", str(free_port()),
+               "--module", "autoact"]
+    else:
+        run = [str(Path(sys.executable).with_name("torchrun")), "--nproc_per_node", "2", "--master_port",
+               str(free_port()), "-m", "autoact"]
+    one = subprocess.run([sys.executable, "-m", "autoact", *common, "--out", str(tmp_path / "one"), "--batch-size", "4",
+                          *extra], env={**env, "RANK": "0", "WORLD_SIZE": "1", "LOCAL_RANK": "0",
+                                        "MASTER_ADDR": "127.0.0.1", "MASTER_PORT": str(free_port())},
+                         capture_output=True, text=True, timeout=600)
+    assert one.returncode == 0, one.stdout[-3000:] + one.stderr[-3000:]
+    two = subprocess.run([*run, *common, "--out", str(tmp_path / "two"), "--batch-size", "2", *extra],
+                         env=env, capture_output=True, text=True, timeout=600)
+    assert two.returncode == 0, two.stdout[-3000:] + two.stderr[-3000:]
+    assert two.stdout.count("LoRA adapters on") == 1 and two.stdout.count("training plan on") == 1
+    alone, together = _losses(tmp_path / "one"), _losses(tmp_path / "two")
+    assert len(alone) == len(together) == 6
+    assert together[:4] == pytest.approx(alone[:4], abs=1e-3)  # epoch 1: the same 4 examples per step
+    assert together == pytest.approx(alone, abs=0.05)  # epoch 2 shuffles differently across processes
+    a, b = (load_file(tmp_path / d / "adapter_model.safetensors") for d in ("one", "two"))
+    assert sorted(a) == sorted(b) and max(float((a[k] - b[k]).abs().max()) for k in a) < 1e-2
+    args = json.loads((tmp_path / "two" / "training_args.json").read_text())
+    assert args["steps"] == 6 and not (tmp_path / "two" / "checkpoints").exists()
