@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 DATA ?= ../shared/data
 STAMP := $(VENV)/.installed-$(shell cksum pyproject.toml | cut -d' ' -f1)
 
-.PHONY: setup demo test eval-easy clean
+.PHONY: setup browser demo test eval-easy clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
@@ -21,7 +21,14 @@ setup: $(STAMP)
 demo: setup
 	$(BIN)/autoact pipeline --task scienceqa --workdir runs/demo --preset quick --data-dir $(DATA)
 
-test: setup
+# the viewer's browser test needs Chromium: Debian's package where apt can install it, else that test skips
+browser:
+	@command -v chromium >/dev/null 2>&1 || command -v chromium-browser >/dev/null 2>&1 || \
+	  (apt-get install -y -q --no-install-recommends chromium >/dev/null 2>&1 || \
+	   (apt-get update -q >/dev/null 2>&1 && apt-get install -y -q --no-install-recommends chromium >/dev/null 2>&1)) || \
+	  echo "chromium could not be installed: the browser test will be skipped"
+
+test: setup browser
 	$(BIN)/python -m pytest -q
 
 eval-easy: setup

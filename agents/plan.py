@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 from typing import Mapping
 
 from agents.base import REFLECT, AgentSettings, EpisodeView, PlanDecision, best
+from agents.choices import record
 from agents.llm import CompletionModel, generate_line
 from agents.parsing import parse_action
 from agents.thought import think
@@ -28,6 +29,7 @@ class ModelPlanAgent:
         if self.settings.scored:
             values = self.model.score(cue, [f" {name}" for name in view.actions])
             scores = dict(zip(view.actions, values))
+            record("action", scores)
             return PlanDecision(thought, best(scores), scores=scores, raw=raw)
         text = generate_line(self.model, cue, self.settings.action_tokens)
         parsed = parse_action(text, [*view.actions, REFLECT])

@@ -15,6 +15,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field, replace
 
 from agents.base import FINISH, REFLECT, AgentSettings, EpisodeView, ReflectDecision
+from agents.choices import record
 from agents.llm import CompletionModel, generate_line
 from agents.parsing import parse_action
 from agents.thought import think
@@ -50,7 +51,7 @@ class ModelReflectAgent:
         step = think(self.model, self.role, view, self.settings)
         thought, cue, raw = step.text, step.cue, step.raw
         if self.settings.scored:
-            margin = self._margin(cue)
+            margin = self._margin(cue, note=True)
             if self.settings.calibrated_reflect:
                 blank = content_free(view)
                 margin -= self._margin(PromptBuilder(self.role, blank.tools).action(blank.question, blank.steps,
@@ -65,11 +66,14 @@ class ModelReflectAgent:
         error = parsed.error or f"Reflect needs 'right' or 'wrong', got {parsed.argument!r}"
         return ReflectDecision(thought, None, error=error, raw=text)
 
-    def _margin(self, cue: str) -> float:
-        return verdict_margin(self.model, cue + f" {REFLECT}[")
+    def _margin(self, cue: str, note: bool = False) -> float:
+        return verdict_margin(self.model, cue + f" {REFLECT}[", note)
 
 
-def verdict_margin(model: CompletionModel, prompt: str) -> float:
-    """log p(right) - log p(wrong) as the verdict completing `prompt` (which ends with `Reflect[`)."""
+def verdict_margin(model: CompletionModel, prompt: str, note: bool = False) -> float:
+    """log p(right) - log p(wrong) as the verdict completing `prompt` (which ends with `Reflect[`);
+    with `note`, the two scores are recorded as the step's verdict candidates (`agents.choices`)."""
     right, wrong = model.score(prompt, [f"{v}]" for v in VERDICTS])
+    if note:
+        record("verdict", {"right": right, "wrong": wrong})
     return right - wrong

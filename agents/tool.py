@@ -7,6 +7,7 @@ from typing import Mapping
 
 from agents.argument_choices import argument_candidates
 from agents.base import FINISH, AgentSettings, EpisodeView, best
+from agents.choices import record
 from agents.llm import CompletionModel
 from agents.parsing import clean_argument
 from prompts.builder import PromptBuilder
@@ -32,10 +33,14 @@ class ModelToolAgent:
         cue = PromptBuilder(self.role, view.tools, dict(self.prompt_values)).argument(view.question, view.steps, thought, action)
         if action == FINISH and view.choices and self.settings.scored:
             values = self.model.score(cue, [f"{choice}]" for choice in view.choices])
-            return best(dict(zip(view.choices, values)))
+            scores = dict(zip(view.choices, values))
+            record("option", scores)
+            return best(scores)
         candidates = argument_candidates(view, action) if self.settings.scored_arguments else None
         if candidates:
             values = self.model.score(cue, [f"{c}]" for c in candidates])
-            return best({c: v / (len(c) + 1) for c, v in zip(candidates, values)})
+            scores = {c: v / (len(c) + 1) for c, v in zip(candidates, values)}  # per character
+            record("argument", scores)
+            return best(scores)
         text = self.model.generate(cue, stop=["]", "\n"], max_tokens=self.settings.argument_tokens)
         return clean_argument(text)

@@ -102,6 +102,8 @@ def cmd_demo(args: argparse.Namespace) -> int:
         args.trace_file = str(Path(args.out) / "trace.jsonl")
         cmd_eval(args)
     console.print("FastChat stack stopped.")
+    from evaluation.viewer import write_viewer
+    console.print(f"every episode, step by step, in a browser: {write_viewer([Path(args.out)])}")
     return 0
 
 
@@ -114,6 +116,17 @@ def cmd_report(args: argparse.Namespace) -> int:
     for item in terminal_summary(args.runs):
         console.print(item)
     console.print(f"report: {path}")
+    console.print(f"episodes: {path.parent / 'view.html'}")
+    return 0
+
+
+def cmd_view(args: argparse.Namespace) -> int:
+    """Write the offline episode browser for runs or eval directories; print its path."""
+    from evaluation.viewer import write_viewer
+
+    path = write_viewer([Path(d) for d in args.runs], Path(args.out) if args.out else None)
+    size = path.stat().st_size
+    console.print(f"{path} ({size / 1024:.0f} KiB): open it in a browser (it needs no server or network)")
     return 0
 
 
@@ -162,6 +175,12 @@ def build_parser() -> argparse.ArgumentParser:
     rep.add_argument("--out", default=None, metavar="FILE",
                      help="report file; the plots go beside it (default: report.md in the first RUN_DIR)")
     rep.set_defaults(func=cmd_report)
+
+    view = sub.add_parser("view", help="write view.html: every episode step by step, in a browser, offline")
+    view.add_argument("runs", nargs="+", metavar="DIR",
+                      help="pipeline run directories, `autoact eval --out` directories, or folders of them")
+    view.add_argument("--out", default=None, metavar="FILE", help="the page (default: view.html in the first DIR)")
+    view.set_defaults(func=cmd_view)
     return parser
 
 

@@ -291,7 +291,10 @@ def cmd_pipeline(args: argparse.Namespace) -> int:
         counts = ", ".join(f"{k}={v}" for k, v in st["counts"].items())
         table.add_row(st["name"], st["status"], "" if st["seconds"] is None else f"{st['seconds']:.1f}", counts)
     console.print(table)
-    console.print(f"run record: {Path(args.workdir) / 'run.json'}")
+    workdir = Path(args.workdir)
+    console.print(f"run record: {workdir / 'run.json'}; report: {workdir / 'report.md'}")
+    if (workdir / "view.html").is_file():
+        console.print(f"every episode, step by step, in a browser: {workdir / 'view.html'}")
     return 0
 
 

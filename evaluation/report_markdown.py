@@ -303,11 +303,15 @@ def _reference_section(runs: Sequence[Run]) -> list[str]:
 
 
 
-def render_report(runs: Sequence[Run], plots: dict[str, Path | None]) -> str:
-    """The Markdown text; `plots` maps a title to a PNG path beside the report (None: not drawn)."""
+def render_report(runs: Sequence[Run], plots: dict[str, Path | None], viewer: str | None = None) -> str:
+    """The Markdown text; `plots` maps a title to a PNG path beside the report (None: not drawn);
+    `viewer` names the episode browser's page beside it (`autoact view`), linked when given."""
     lines = ["# AutoAct run report", "",
              f"Generated {time.strftime('%Y-%m-%d %H:%M:%S UTC', time.gmtime())} from "
              + ", ".join(f"`{r.directory}`" for r in runs) + ".", ""]
+    if viewer:
+        lines += [f"Every episode, step by step, and two evaluations side by side: [{viewer}]({viewer}) "
+                  "(opens offline in a browser).", ""]
     if len(runs) > 1:
         lines += ["Runs compared: " + ", ".join(f"`{r.title}` ({r.task.name}, {r.data.get('preset') or '—'})"
                                                 for r in runs) + ".", ""]

@@ -1,7 +1,8 @@
 """`autoact report`: one readable Markdown report (with its PNG plots) for one or more pipeline runs.
 
 `write_report` puts `report.md`, `scores.png`, `stage_times.png`, `behaviour.png` (and, for a run
-with a learning curve, `learning_curve.png`) side by side
+with a learning curve, `learning_curve.png`) side by side, with the episode browser `view.html`
+(`evaluation.viewer`)
 (in the first run directory unless told otherwise) and returns the path of `report.md`;
 `terminal_summary` gives the lines `autoact report` prints.
 
@@ -16,8 +17,14 @@ from __future__ import annotations
 from pathlib import Path
 
 from evaluation.report_markdown import render_report
-from evaluation.report_plots import plot_behaviour, plot_learning_curve, plot_scores, plot_stage_times
+from evaluation.report_plots import (
+    plot_behaviour,
+    plot_learning_curve,
+    plot_scores,
+    plot_stage_times,
+)
 from evaluation.run_loading import load_runs
+from evaluation.viewer import VIEW_NAME, write_viewer
 
 REPORT_NAME = "report.md"
 SCORES_PNG = "scores.png"
@@ -44,5 +51,6 @@ def write_report(run_dirs: list[Path], out: Path | None = None) -> Path:
     }
     if curve := plot_learning_curve(runs, out.parent / CURVE_PNG):  # only runs made with --curve have one
         plots["Learning curve"] = curve
-    out.write_text(render_report(runs, plots), encoding="utf-8")
+    out.write_text(render_report(runs, plots, viewer=VIEW_NAME), encoding="utf-8")
+    write_viewer(run_dirs, out.parent / VIEW_NAME)  # after report.md, which the page shows
     return out

@@ -8,6 +8,7 @@ from typing import Any
 from langgraph.runtime import Runtime
 
 from agents.base import FINISH, REFLECT
+from agents.choices import recording
 from core.tokens import estimate_tokens
 from graph.context import GroupContext
 from graph.state import GroupState, Step
@@ -25,18 +26,22 @@ def plan_node(state: GroupState, runtime: Runtime[GroupContext]) -> dict[str, An
     if estimate_tokens(prompt, ctx.limits.chars_per_token) > ctx.limits.context_tokens:
         return {"halted": True, "halt_reason": "context budget"}
     can_reflect = ctx.reflect is not None and state.get("reflections", 0) < ctx.limits.max_reflections
-    if ctx.limits.must_finish(len(view.steps), can_reflect):
-        decision = ctx.plan(replace(view, actions=(FINISH,)))
-        return {"pending": {"thought": decision.thought, "action": FINISH, "error": None}}
-    decision = ctx.plan(view)
-    return {"pending": {"thought": decision.thought, "action": decision.action, "error": decision.error}}
+    with recording() as choices:
+        if ctx.limits.must_finish(len(view.steps), can_reflect):
+            decision = ctx.plan(replace(view, actions=(FINISH,)))
+            return {"pending": {"thought": decision.thought, "action": FINISH, "error": None, "choices": choices}}
+        decision = ctx.plan(view)
+    return {"pending": {"thought": decision.thought, "action": decision.action, "error": decision.error,
+                        "choices": choices}}
 
 
 def tool_node(state: GroupState, runtime: Runtime[GroupContext]) -> dict[str, Any]:
     """The tool agent writes the argument of the chosen action."""
     pending = dict(state.get("pending") or {})
-    pending["argument"] = runtime.context.tool(runtime.context.view(state), pending.get("thought", ""),
-                                               pending["action"])
+    with recording(dict(pending.get("choices") or {})) as choices:
+        pending["argument"] = runtime.context.tool(runtime.context.view(state), pending.get("thought", ""),
+                                                   pending["action"])
+    pending["choices"] = choices
     return {"pending": pending}
 
 
@@ -46,6 +51,8 @@ def execute_node(state: GroupState, runtime: Runtime[GroupContext]) -> dict[str,
     pending = state.get("pending") or {}
     action, argument = pending.get("action", ""), pending.get("argument", "")
     step = Step(node="plan", thought=pending.get("thought", ""), action=action, argument=argument)
+    if pending.get("choices"):
+        step["choices"] = pending["choices"]
     update: dict[str, Any] = {"pending": None}
     if pending.get("error"):
         step.update(observation=f"Invalid action: {pending['error']}", status="invalid_action")
@@ -82,11 +89,14 @@ def reflect_node(state: GroupState, runtime: Runtime[GroupContext]) -> dict[str,
     """The reflect agent judges the proposed answer: right ends the episode, wrong sends it back to planning."""
     ctx = runtime.context
     assert ctx.reflect is not None  # routing only comes here with a reflect agent
-    decision = ctx.reflect(ctx.view(state))
+    with recording() as choices:
+        decision = ctx.reflect(ctx.view(state))
     step = Step(node="reflect", thought=decision.thought, action=REFLECT, argument=decision.verdict or "",
                 status="ok" if decision.verdict in ("right", "wrong") else "invalid_reflection")
     if decision.margin is not None:
         step["margin"] = decision.margin
+    if choices:
+        step["choices"] = choices
     update: dict[str, Any] = {"reflections": state.get("reflections", 0) + 1}
     if decision.verdict == "right":
         step["observation"] = f"The answer {state.get('proposed_answer')} is accepted."

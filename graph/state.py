@@ -34,6 +34,7 @@ class Step(TypedDict, total=False):
     observation: str
     status: StepStatus
     margin: float  # a scored reflection: log p(right) - log p(wrong), calibrated when asked
+    choices: dict[str, list[list]]  # the scored candidates of its closed choices (agents.choices), best first
 
 
 class EpisodeState(TypedDict, total=False):
@@ -57,6 +58,7 @@ class Pending(TypedDict, total=False):
     action: str
     argument: str
     error: str | None
+    choices: dict[str, list[list]]  # what the plan and tool agents scored for this step
 
 
 class GroupState(EpisodeState, total=False):

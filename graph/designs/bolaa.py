@@ -22,6 +22,7 @@ from langgraph.graph.state import CompiledStateGraph
 from langgraph.runtime import Runtime
 
 from agents.base import FINISH, AgentSettings, EpisodeView, best
+from agents.choices import recording
 from agents.plan import ModelPlanAgent
 from agents.tool import ModelToolAgent
 from graph.context import ModelDesignContext
@@ -79,11 +80,14 @@ def labor_node(state: BolaaState, runtime: Runtime[BolaaContext]) -> dict[str, A
                        steps=list(state.get("steps") or []), tools=specs, actions=tuple(s.name for s in specs))
     settings = AgentSettings(thought_tokens=ctx.thought_tokens, argument_tokens=ctx.argument_tokens)
     values = {"family": family}
-    decision = ModelPlanAgent(ctx.model, "bolaa_labor", settings, values)(view)
-    argument = ModelToolAgent(ctx.model, "bolaa_labor", settings, values)(view, decision.thought, decision.action)
+    with recording() as choices:
+        decision = ModelPlanAgent(ctx.model, "bolaa_labor", settings, values)(view)
+        argument = ModelToolAgent(ctx.model, "bolaa_labor", settings, values)(view, decision.thought, decision.action)
     call = ctx.toolbox.call(decision.action, argument, state.get("inputs") or {}, state.get("tool_memory") or {})
     step = Step(node="plan", thought=f"({family} agent) {decision.thought}", action=decision.action,
                 argument=argument, observation=call.observation, status=call.status)
+    if choices:
+        step["choices"] = choices
     return {"steps": [step], "tool_memory": call.memory}
 
 

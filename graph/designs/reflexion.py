@@ -26,6 +26,7 @@ from langgraph.graph.state import CompiledStateGraph
 from langgraph.runtime import Runtime
 
 from agents.base import REFLECT
+from agents.choices import ranked
 from agents.llm import generate_line
 from agents.parsing import clean_thought
 from graph.context import ModelDesignContext
@@ -81,6 +82,8 @@ def judge_node(state: ReflexionState, runtime: Runtime[ReflexionContext]) -> dic
         thought = f"Judged the answer {answer} {verdict}."
     step = Step(node="reflect", thought=thought, action=REFLECT, argument=verdict,
                 observation=f"Trial {state.get('trial', 1)} judged {verdict}.", status="ok")
+    if answer and not state.get("trial_failed"):
+        step["choices"] = {"verdict": ranked({"right": right, "wrong": wrong})}
     done = verdict == "right" or state.get("trial", 1) >= ctx.max_trials
     return {"steps": [step], "phase": "done" if done else "lesson",
             "answer": (answer or "") if done else None, "trial_failed": verdict == "wrong"}

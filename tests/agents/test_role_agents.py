@@ -207,3 +207,35 @@ def test_scored_arguments_prefer_the_likelier_name_per_character():
          "observation": "Robert Zemeckis directed it with Roger Avary and Ann."}])
     # ...so the long name is not beaten by a short one for its length alone
     assert Tool(Lengthy(), "meta", AgentSettings(scored_arguments=True))(view, "", "Finish") == "Robert Zemeckis"
+
+
+def test_every_scored_choice_keeps_its_candidates_ranked_on_the_step():
+    model = ScriptedModel(
+        generations=["I should look up Freedonia.", "Freedonia]", "The capital is Fredville.", "Fredville",
+                     "The page says so."],
+        prefer=["Retrieve", "Finish", "right"])
+    steps = hotpot_group(model).invoke(ROWS[0]["question"])["steps"]
+    retrieve, finish, reflect = (s["choices"] for s in steps)
+    assert set(retrieve) == {"action"} and retrieve["action"][0] == ["Retrieve", 0.0]  # the argument was generated
+    assert {name for name, _ in retrieve["action"]} >= {"Retrieve", "Search", "Lookup", "Finish"}
+    assert all(score == -5.0 for _, score in retrieve["action"][1:])
+    assert finish["action"][0] == ["Finish", 0.0]
+    assert reflect == {"verdict": [["right", 0.0], ["wrong", -5.0]]}
+
+
+def test_options_and_scored_arguments_keep_their_candidates():
+    task = get_task("scienceqa")
+    row = {"id": "1", "question": "What is the capital of Delaware?\nOptions: (A) Harrisburg (B) Dover",
+           "choices": ["Harrisburg", "Dover"], "answer": "B", "caption": "a map", "ocr": "[]"}
+    toolbox = build_toolbox(default_tool_specs("scienceqa"), ToolResources())
+    model = ScriptedModel(generations=["it is Dover", "fine"], prefer=["Finish", "B. Dover", "right"])
+    ctx = GroupContext(plan=ModelPlanAgent(model, "meta"), tool=ModelToolAgent(model, "meta"),
+                       reflect=ModelReflectAgent(model, "meta"), toolbox=toolbox, task=task)
+    finish = AgentGroup(ctx).invoke(task.question_text(row), task.inputs(row))["steps"][0]
+    assert finish["choices"]["option"] == [["B. Dover", 0.0], ["A. Harrisburg", -5.0]]
+    scored = AgentSettings(scored_arguments=True)
+    model = ScriptedModel(generations=["Look up the country.", "t", "t"], prefer=["Retrieve", "Freedonia", "Finish"])
+    group = hotpot_group(model, scored)
+    first = group.invoke(ROWS[0]["question"])["steps"][0]
+    assert first["argument"] == "Freedonia" and first["choices"]["argument"][0] == ["Freedonia", 0.0]
+    assert all(score < 0 for _, score in first["choices"]["argument"][1:])  # per character: -5 / (len + 1)

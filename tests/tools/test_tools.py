@@ -295,6 +295,9 @@ def wiki(monkeypatch: pytest.MonkeyPatch) -> WikipediaSource:
 
 
 def test_wikipedia_source_page_and_misses(wiki: WikipediaSource) -> None:
+    wrapper = type(wiki.wrapper)
+    assert (wrapper.__module__, wrapper.__name__) == ("langchain_community.utilities.wikipedia", "WikipediaAPIWrapper")
+    assert wiki.wikipedia is wikipedia  # pages come from the wrapper's own client
     page = wiki.page("Milhouse Van Houten")
     assert page.sentences == ["Milhouse Van Houten is a character.", "He is Bart's friend."]
     assert wiki.page("Nobody") is None and wiki.last_error is None
