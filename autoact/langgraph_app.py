@@ -15,6 +15,8 @@ LangGraph Studio shows each node's update as it comes.
 from __future__ import annotations
 
 import argparse
+import asyncio
+import functools
 import os
 import shlex
 from typing import Any
@@ -27,7 +29,7 @@ from graph.builder import bound_group_graph
 from graph.context import GroupContext
 from tasks import get_task, read_rows
 
-__all__ = ["ARGS_ENV", "make_graph"]
+__all__ = ["ARGS_ENV", "build_graph", "make_graph"]
 
 ARGS_ENV = "AUTOACT_GRAPH_ARGS"
 
@@ -39,9 +41,17 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
-def make_graph(config: Any = None) -> CompiledStateGraph:
-    """The bound group graph `$AUTOACT_GRAPH_ARGS` describes (`config`, LangGraph's, is not used)."""
-    text = os.environ.get(ARGS_ENV, "--task hotpotqa")
+async def make_graph(config: Any = None) -> CompiledStateGraph:
+    """The factory `langgraph dev` calls for each run (`config`, LangGraph's, is not used).
+
+    It runs in the server's event loop, so the build (files read, the endpoint asked for its
+    models) happens in a worker thread, once per process: :func:`build_graph`.
+    """
+    return await asyncio.to_thread(build_graph)
+
+
+@functools.cache
+def _built(text: str) -> CompiledStateGraph:
     try:
         args = _parser().parse_args(shlex.split(text))
     except SystemExit:
@@ -52,3 +62,8 @@ def make_graph(config: Any = None) -> CompiledStateGraph:
     if not isinstance(agent.context, GroupContext):
         raise ConfigError(f"${ARGS_ENV}: the {getattr(args, 'agent', 'autoact')} design has no group graph to serve")
     return bound_group_graph(agent.context)
+
+
+def build_graph() -> CompiledStateGraph:
+    """The bound group graph `$AUTOACT_GRAPH_ARGS` describes (built once per distinct value)."""
+    return _built(os.environ.get(ARGS_ENV, "--task hotpotqa"))
