@@ -139,3 +139,24 @@ def test_a_controller_that_cannot_be_reached_is_not_asked_to_refresh():
     with pytest.raises(aiohttp.ClientConnectionError):
         asyncio.run(api.fetch_remote("http://ctl:1/get_worker_address", {"model": "m"}, "address"))
     assert calls == ["http://ctl:1/get_worker_address"]
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["worker", "--controller", "http://127.0.0.1:9"], "--controller http://127.0.0.1:9: no FastChat controller answers"),
+    (["serve", "--workers", "0"], "--workers 0: must be at least 1"),
+    (["serve", "--device", "tpu"], "--device 'tpu': use auto, cpu, cuda or cuda:N"),
+])
+def test_serving_commands_name_what_is_wrong_in_one_line(argv, message, capsys):
+    from autoact.cli import main
+    assert main(argv) == 2
+    out = " ".join(capsys.readouterr().out.split())
+    assert message in out
+
+
+def test_cuda_where_there_is_none_is_refused_before_anything_starts(capsys):
+    import torch
+    if torch.cuda.is_available():
+        pytest.skip("this machine has a GPU")
+    from autoact.cli import main
+    assert main(["serve", "--device", "cuda"]) == 2
+    assert "torch sees no CUDA GPU here" in " ".join(capsys.readouterr().out.split())
