@@ -142,7 +142,8 @@ def test_a_controller_that_cannot_be_reached_is_not_asked_to_refresh():
 
 
 @pytest.mark.parametrize("argv, message", [
-    (["worker", "--controller", "http://127.0.0.1:9"], "--controller http://127.0.0.1:9: no FastChat controller answers"),
+    (["worker", "--controller", "http://127.0.0.1:9"],
+     "--controller http://127.0.0.1:9: no FastChat controller answers"),
     (["serve", "--workers", "0"], "--workers 0: must be at least 1"),
     (["serve", "--device", "tpu"], "--device 'tpu': use auto, cpu, cuda or cuda:N"),
 ])
