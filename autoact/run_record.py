@@ -95,9 +95,12 @@ class RunRecord:
             self.on_stage(name)
         entry = self.stage(name)
         resumed = entry.get("status") in ("interrupted", "failed")  # an earlier sitting's time counts too
-        earlier = float(entry.get("seconds") or 0.0) if resumed else 0.0
-        entry.update(status="running", error=None, sittings=int(entry.get("sittings") or 1) + 1 if resumed else 1,
-                     seconds=round(earlier, 1) if resumed else None, running_since=time.time())
+        # a stage done earlier and entered again (an evaluation whose rows are all there) keeps its time
+        redone = entry.get("status") == "done" and entry.get("seconds") is not None
+        earlier = float(entry.get("seconds") or 0.0) if resumed or redone else 0.0
+        sittings = int(entry.get("sittings") or 1) + (1 if resumed else 0) if resumed or redone else 1
+        entry.update(status="running", error=None, sittings=sittings,
+                     seconds=round(earlier, 1) if resumed or redone else None, running_since=time.time())
         self.save()
         start = time.perf_counter()
         counts: dict[str, Any] = {}

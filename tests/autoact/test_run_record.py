@@ -161,3 +161,17 @@ def test_a_killed_sitting_counts_until_the_last_file_it_wrote(tmp_path):
         pass
     (stage,) = json.loads((tmp_path / "run.json").read_text())["stages"]
     assert stage["sittings"] == 2 and 60.0 <= stage["seconds"] < 70.0
+
+
+def test_a_stage_done_earlier_and_entered_again_keeps_its_time(tmp_path):
+    rec = record(tmp_path)
+    with rec.running("eval-autoact") as counts:
+        counts["n"] = 50
+    entry = rec.stage("eval-autoact")
+    entry["seconds"] = 738.0  # what the evaluation took in its own sitting
+    rec.save()
+    rec = record(tmp_path)
+    with rec.running("eval-autoact") as counts:  # the next sitting finds every row answered
+        counts["n"] = 50
+    (stage,) = json.loads((tmp_path / "run.json").read_text())["stages"]
+    assert stage["status"] == "done" and stage["sittings"] == 1 and 738.0 <= stage["seconds"] < 748.0
