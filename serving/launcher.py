@@ -113,11 +113,6 @@ class FastChatStack(ServedProcesses):
         return list(self._worker_urls)
 
     @property
-    def pids(self) -> dict[str, int]:
-        """Process ids of the started processes, by name (controller, worker, worker-2 …, api)."""
-        return super().pids
-
-    @property
     def devices(self) -> list[str]:
         return [p.device for p in self.places]
 

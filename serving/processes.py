@@ -160,7 +160,7 @@ class ServedProcesses:
 
     @property
     def pids(self) -> dict[str, int]:
-        """Process ids of the started processes, by name."""
+        """Process ids of the started processes, by name (FastChat's: controller, worker, worker-2 …, api)."""
         return {p.name: p.popen.pid for p in self._procs}
 
     @property
