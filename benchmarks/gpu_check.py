@@ -156,11 +156,12 @@ def main() -> None:
     args = parser.parse_args()
     device = resolve_device(args.device)
     console = Console()
-    console.print(f"machine: {machine(device)}")
+    where = machine(device)
+    console.print(f"machine: {where}")
     started = time.perf_counter()
     out = args.out or Path(tempfile.mkdtemp(prefix="gpu-check-"))
     out.mkdir(parents=True, exist_ok=True)
-    rows: dict[str, Any] = {"device": device, "size": args.size, "machine": machine(device)}
+    rows: dict[str, Any] = {"device": device, "size": args.size, "machine": where}
     with tempfile.TemporaryDirectory(prefix="gpu-check-models-") as tmp:
         t0 = time.perf_counter()
         base, adapters, rows["parameters"] = make_model(args.size, Path(tmp))

@@ -41,7 +41,7 @@ from serving.processes import (
     log_tail,
     port_in_use,
 )
-from serving.workers import ENGINES, WorkerSettings, place_workers, worker_command
+from serving.workers import ENGINES, WorkerSettings, model_arguments, place_workers, worker_command
 
 __all__ = ["ENGINES", "FastChatStack", "LOOPBACK", "child_env", "free_port", "is_loopback", "log_tail", "port_in_use",
            "serving_stack", "worker_name"]
@@ -79,9 +79,8 @@ class FastChatStack(ServedProcesses):
         from core.hardware import cpu_threads, gpu_count, resolve_device
 
         self.settings = WorkerSettings(engine, resolve_device(device), dtype, max_batch_size)
-        self.engine, self.dtype, self.max_batch_size, self.device = engine, dtype, max_batch_size, self.settings.device
-        self._gpus = gpu_count() if self.device != "cpu" else 0
-        self.places = place_workers(self.device, workers, self._gpus, cpu_threads())
+        self._gpus = gpu_count() if self.settings.device != "cpu" else 0
+        self.places = place_workers(self.settings.device, workers, self._gpus, cpu_threads())
         if self.adapters:
             check_adapters(self.adapters, model)
         self._controller_url = ""
@@ -117,7 +116,7 @@ class FastChatStack(ServedProcesses):
         return [p.device for p in self.places]
 
     def describe(self) -> str:
-        return (f"{len(self.places)} {self.engine} worker(s) on {', '.join(self.devices)}; controller "
+        return (f"{len(self.places)} {self.settings.engine} worker(s) on {', '.join(self.devices)}; controller "
                 f"{self.controller_address}; logs in {self.log_dir}")
 
     # -- internals ---------------------------------------------------------------------
@@ -135,12 +134,13 @@ class FastChatStack(ServedProcesses):
         self._wait("controller to answer", deadline,
                    lambda c: c.post(f"{controller_url}/list_models").status_code == 200)
         assert self._log_dir is not None
+        models = model_arguments(self.model, self.adapters, self.settings.engine, self._log_dir / "adapters")
         for i, place in enumerate(self.places):
             port = free_port()
             url = f"http://{LOOPBACK}:{port}"
             args, env = worker_command(self.model, self.adapters, self.settings, place, host=LOOPBACK, port=port,
                                        worker_address=url, controller_url=controller_url,
-                                       adapter_dir=self._log_dir / "adapters", gpus=self._gpus)
+                                       adapter_dir=self._log_dir / "adapters", gpus=self._gpus, models=models)
             self._worker_urls.append(url)
             self._spawn(worker_name(i), args, env=env)
         api_args = ["-m", "serving.api_main", "--host", self.host,

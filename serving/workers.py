@@ -21,7 +21,7 @@ from core.errors import ConfigError
 from serving.adapters import check_adapters, prepare_adapters
 from serving.model_store import ResolvedModel
 
-__all__ = ["ENGINES", "WorkerPlace", "WorkerSettings", "place_workers", "worker_command"]
+__all__ = ["ENGINES", "WorkerPlace", "WorkerSettings", "model_arguments", "place_workers", "worker_command"]
 
 ENGINES = ("batched", "stock")
 
@@ -79,33 +79,49 @@ def _stock_device_args(device: str, gpus: int) -> list[str]:
     return ["--device=cuda", f"--num-gpus={max(1, gpus)}"]
 
 
+def model_arguments(model: ResolvedModel, adapters: Mapping[str, Path], engine: str,
+                    adapter_dir: Path) -> list[str]:
+    """The worker arguments naming what it serves: the base model and each adapter.
+
+    FastChat's stock multi-model worker needs copies of the adapters, written under `adapter_dir`
+    (:func:`serving.adapters.prepare_adapters`); the batched engine reads the adapters in place.
+    A stack of several workers computes this once and hands it to each :func:`worker_command`.
+    """
+    if engine == "batched":
+        checked = check_adapters(adapters, model) if adapters else {}
+        return ["--model-path", str(model.path), "--model-name", model.name,
+                *(f"--adapter={name}={path}" for name, (path, _) in checked.items())]
+    if not adapters:
+        return ["--model-path", str(model.path), "--model-names", model.name]
+    args: list[str] = []
+    for name, path in prepare_adapters(adapters, model, adapter_dir):
+        args += ["--model-path", str(path), "--model-names", name]
+    return args
+
+
 def worker_command(model: ResolvedModel, adapters: Mapping[str, Path], settings: WorkerSettings, place: WorkerPlace,
                    *, host: str, port: int, worker_address: str, controller_url: str, adapter_dir: Path,
-                   gpus: int = 0) -> tuple[list[str], dict[str, str]]:
+                   gpus: int = 0, models: list[str] | None = None) -> tuple[list[str], dict[str, str]]:
     """The interpreter arguments (after ``python``) and extra environment of one worker.
 
-    `adapter_dir` receives the copies of the adapters FastChat's stock multi-model worker needs
-    (:func:`serving.adapters.prepare_adapters`); the batched engine reads the adapters in place.
+    `models` are the arguments :func:`model_arguments` gives for `model`, `adapters` and
+    `adapter_dir`; they are computed here when not given.
     """
+    if models is None:
+        models = model_arguments(model, adapters, settings.engine, adapter_dir)
     common = ["--host", host, "--port", str(port), "--worker-address", worker_address,
               "--controller-address", controller_url, "--conv-template", model.conv_template]
     if settings.engine == "batched":
-        checked = check_adapters(adapters, model) if adapters else {}
-        args = ["-m", "serving.batched_worker", *common, "--model-path", str(model.path), "--model-name", model.name,
-                "--dtype", settings.dtype, "--max-batch-size", str(settings.max_batch_size), "--device", place.device,
-                *(f"--adapter={name}={path}" for name, (path, _) in checked.items())]
+        args = ["-m", "serving.batched_worker", *common, *models, "--dtype", settings.dtype,
+                "--max-batch-size", str(settings.max_batch_size), "--device", place.device]
         if place.threads:
             args += ["--threads", str(place.threads)]
         return args, {}
     device_args = _stock_device_args(place.device, gpus)
     env = {"OMP_NUM_THREADS": str(place.threads)} if place.threads else {}
     if adapters:
-        models: list[str] = []
-        for name, path in prepare_adapters(adapters, model, adapter_dir):
-            models += ["--model-path", str(path), "--model-names", name]
         # one request at a time: a streamed request switches the shared model's adapter when it starts,
         # so two interleaved streams of different adapters would mix their weights
         return (["-m", "serving.worker_main", "fastchat.serve.multi_model_worker", *common, *device_args, *models,
                  "--limit-worker-concurrency", "1"], {**env, "PEFT_SHARE_BASE_WEIGHTS": "true"})
-    return (["-m", "serving.worker_main", "fastchat.serve.model_worker", *common, *device_args,
-             "--model-path", str(model.path), "--model-names", model.name], env)
+    return (["-m", "serving.worker_main", "fastchat.serve.model_worker", *common, *device_args, *models], env)

@@ -161,3 +161,30 @@ def test_cuda_where_there_is_none_is_refused_before_anything_starts(capsys):
     from autoact.cli import main
     assert main(["serve", "--device", "cuda"]) == 2
     assert "torch sees no CUDA GPU here" in " ".join(capsys.readouterr().out.split())
+
+
+def test_a_stack_of_stock_workers_copies_the_adapters_once(monkeypatch, tmp_path):
+    """Two stock workers serving two adapters: the copies FastChat needs are made once, and both
+    workers' command lines name the same copies."""
+    from serving import launcher, workers
+
+    copies: list[Path] = []
+
+    def prepare(adapters, model, work_dir):
+        copies.append(work_dir)
+        return [(model.name, work_dir / "_base"), *((name, work_dir / name) for name in adapters)]
+
+    monkeypatch.setattr(workers, "prepare_adapters", prepare)
+    monkeypatch.setattr(launcher, "check_adapters", lambda adapters, model: {})
+    stack = launcher.FastChatStack(MODEL, adapters={"plan": tmp_path / "plan", "tool": tmp_path / "tool"},
+                                   engine="stock", device="cpu", workers=2, log_dir=tmp_path / "logs")
+    spawned: dict[str, list[str]] = {}
+    monkeypatch.setattr(stack, "_spawn", lambda name, args, grace_s=5.0, env=None: spawned.update({name: args}))
+    monkeypatch.setattr(stack, "_wait", lambda what, deadline, ready: None)
+    stack._log_dir = tmp_path / "logs"
+    stack._start_processes(deadline=0.0)
+    assert copies == [tmp_path / "logs" / "adapters"]
+    paths = {name: [a for a, b in zip(args, args[1:]) if b == "--model-names"] for name, args in spawned.items()
+             if name.startswith("worker")}
+    assert list(paths) == ["worker", "worker-2"] and paths["worker"] == paths["worker-2"]
+    assert len(paths["worker"]) == 3  # the base model's identity adapter, then plan and tool
