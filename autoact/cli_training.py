@@ -19,6 +19,7 @@ from autoact.options import (
     out_directory,
     out_file,
     positive_int,
+    share,
 )
 from core.errors import ConfigError, DataError
 from serving.cli import add_engine_arguments, engine_options
@@ -135,7 +136,8 @@ def _token_counter(spec: str) -> tuple[Callable[[str], int], str]:
 
 
 def cmd_calibrate_reflect(args: argparse.Namespace) -> int:
-    """Fit the group's reflect threshold on its own verdict pairs; writes GROUP/reflect/verdict_threshold.json."""
+    """Fit the group's reflect threshold on its held-out (else training) verdict pairs; writes
+    GROUP/reflect/verdict_threshold.json."""
     from training.reflect_threshold import THRESHOLD_FILE, fit_and_save
 
     adapter = Path(args.group) / "reflect"
@@ -146,7 +148,8 @@ def cmd_calibrate_reflect(args: argparse.Namespace) -> int:
                                          timeout=args.timeout))
     fit = fit_and_save(model, Path(args.data), adapter)
     path = adapter / THRESHOLD_FILE
-    table = Table(title=f"reflect verdicts on their {fit.n_right} right and {fit.n_wrong} wrong training pairs")
+    kind = "held-out" if fit.held_out else "training"
+    table = Table(title=f"reflect verdicts on their {fit.n_right} right and {fit.n_wrong} wrong {kind} pairs")
     for col in ("threshold", "right kept", "wrong caught"):
         table.add_column(col, justify="right")
     table.add_row("0 (default)", f"{100 * fit.right_kept_at_zero:.1f}%", f"{100 * fit.wrong_caught_at_zero:.1f}%")
@@ -179,7 +182,7 @@ def cmd_differentiate(args: argparse.Namespace) -> int:
     stats = differentiate_file(path, out_directory(args.out), tools, min_reward=args.min_reward,
                                max_trajectories=args.max_trajectories, unfiltered=args.unfiltered,
                                reflect_negatives=not args.no_reflect_negatives, negative_ratio=args.negative_ratio,
-                               count=count,
+                               hold_out=args.hold_out_verdicts, count=count,
                                count_name=how, source={"synthesis": meta})
     _print_stats(stats)
     return 0
@@ -266,6 +269,7 @@ def cmd_pipeline(args: argparse.Namespace) -> int:
                                    ("answer_at_limit", args.answer_at_limit or None),
                                    ("calibrated_reflect", args.calibrated_reflect or None),
                                    ("fit_reflect_threshold", args.fit_reflect_threshold or None),
+                                   ("verdict_hold_out", args.hold_out_verdicts),
                                    ("synth_samples", args.samples), ("synth_temperature", args.temperature))
                  if v is not None}
     config = PipelineConfig(task=args.task, workdir=Path(args.workdir), preset=args.preset,
@@ -304,6 +308,9 @@ def _print_stats(stats: dict[str, Any]) -> None:
     if verdicts := stats.get("reflect_verdicts"):
         console.print(f"reflect verdicts: right {verdicts['right']}, wrong {verdicts['wrong']} (of which "
                       f"{verdicts['negatives_used']} from the {verdicts['negatives_found']} wrong finishes found)")
+        if "held_out_right" in verdicts:
+            console.print(f"held out of training for the threshold fit: {verdicts['held_out_right']} right, "
+                          f"{verdicts['held_out_wrong']} wrong ({stats['held_out_pairs']} reflect pairs)")
     table = Table(title="pairs per role")
     for col in ("role", "pairs", "prompt tokens (mean/max)", "completion tokens (mean/max)"):
         table.add_column(col, justify="right")
@@ -412,6 +419,9 @@ def add_training_parsers(sub: argparse._SubParsersAction) -> None:
                      "reject, balanced against the Reflect[right] pairs)")
     dif.add_argument("--negative-ratio", type=non_negative, default=1.0,
                      help="most Reflect[wrong] pairs per Reflect[right] pair kept")
+    dif.add_argument("--hold-out-verdicts", type=share, default=0.0, metavar="SHARE",
+                     help="keep about this share of the questions' reflect pairs out of reflect.jsonl, in "
+                          "reflect.heldout.jsonl, for `autoact calibrate-reflect` to fit on (default 0: none)")
     dif.add_argument("--tools", default=None, help="tool list the trajectories used (default: from the meta file)")
     dif.add_argument("--task", default=None, help="task whose default tools to assume when there is no meta file")
     dif.add_argument("--tokenizer", default="default", help="tokenizer for length stats: default, a model dir, or none")
@@ -518,7 +528,11 @@ def _pipeline_options(pl: argparse.ArgumentParser) -> None:
     pl.add_argument("--calibrated-reflect", action="store_true", help="synthesis and eval: the reflect agent's "
                     "verdict is measured against a content-free answer's (for weak models that always say right)")
     pl.add_argument("--fit-reflect-threshold", action="store_true", help="fit each trained reflect adapter's "
-                    "verdict threshold on its own verdict pairs before the evaluations (autoact calibrate-reflect)")
+                    "verdict threshold before the evaluations (autoact calibrate-reflect), on the verdict pairs "
+                    "differentiation held out of its training (--hold-out-verdicts)")
+    pl.add_argument("--hold-out-verdicts", type=share, default=None, metavar="SHARE",
+                    help="with --fit-reflect-threshold: the share of reflect pairs held out of training for the fit "
+                         "(default 0.25; 0: fit on the training pairs themselves)")
     pl.add_argument("--samples", type=positive_int, default=None,
                     help="override the preset's attempts per question in synthesis (quick: 1, paper: 3)")
     pl.add_argument("--temperature", type=non_negative, default=None,

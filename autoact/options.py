@@ -45,6 +45,14 @@ def finite_float(low: float = 0.0, *, inclusive: bool = False) -> Callable[[str]
     return parse
 
 
+def share(text: str) -> float:
+    """An argparse type: a share of a whole, at least 0 and under 1."""
+    value = finite_float(0.0, inclusive=True)(text)
+    if value >= 1:
+        raise argparse.ArgumentTypeError(f"must be under 1, got {value:g}")
+    return value
+
+
 def out_directory(path: str, option: str = "--out") -> Path:
     """`path` as an output directory; ConfigError when it names an existing file."""
     out = Path(path)

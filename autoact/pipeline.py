@@ -213,17 +213,18 @@ class _Run:
             with record.running(f"train-curve-{k}") as counts:
                 stats = differentiate_file(paths["trajectories"], data, _tools(self.task, self.tools_file),
                                            max_trajectories=k, reflect_negatives=preset.reflect_negatives,
-                                           source={"model": record.data.get("model")})
+                                           hold_out=preset.hold_out, source={"model": record.data.get("model")})
                 counts["kept"] = stats["kept"]
                 _train_counts(train_roles(ROLES, [data], adapters, self.base.path, _train_config(preset),
                                           resume=True), counts)
 
     def reflect_thresholds(self, url: str, sizes: list[int], served: Mapping[str, Path]) -> dict[str, float]:
-        """calibrate-reflect: each trained reflect adapter's verdict threshold, fitted on the verdict pairs it was
-        trained on (training.reflect_threshold), by served name; {} unless the preset asks for them."""
+        """calibrate-reflect: each trained reflect adapter's verdict threshold, fitted on the verdict pairs held out
+        of its training, else those it was trained on (training.reflect_threshold), by served name; {} unless the
+        preset asks for them."""
         if not self.preset.fit_reflect_threshold:
             return {}
-        from training.reflect_threshold import fit_and_save, load_threshold, verdict_pairs
+        from training.reflect_threshold import fit_and_save, fit_pairs, load_threshold
 
         data = {"reflect": self.paths["data"], "all": self.paths["data"],
                 **{f"curve{k}-reflect": curve_dirs(self.workdir, k)[0] for k in sizes}}
@@ -234,14 +235,15 @@ class _Run:
         thresholds: dict[str, float] = {}
         with self.record.running("calibrate-reflect") as counts:
             for name, adapter in adapters.items():
-                pairs = verdict_pairs(data[name])
+                pairs, _, _ = fit_pairs(data[name])
                 if not {p["completion"] for p in pairs} >= {"right]", "wrong]"}:
                     counts[name] = "no right and wrong verdict pairs to fit on"
                     continue
-                fit = fit_and_save(_endpoint(url, name), data[name], adapter, pairs)
+                fit = fit_and_save(_endpoint(url, name), data[name], adapter)
                 thresholds[name] = fit.threshold
                 counts[name] = {"threshold": fit.threshold, "right_kept": fit.right_kept,
-                                "wrong_caught": fit.wrong_caught, "pairs": fit.n_right + fit.n_wrong}
+                                "wrong_caught": fit.wrong_caught, "pairs": fit.n_right + fit.n_wrong,
+                                "held_out": fit.held_out}
         return thresholds
 
     def evaluate_group(self, trained: list[str]) -> None:
@@ -398,7 +400,7 @@ def _stage_differentiate(record: RunRecord, task: Any, paths: dict[str, Path], p
     with record.running("differentiate") as counts:
         stats = differentiate_file(paths["trajectories"], paths["data"], _tools(task, tools_file),
                                    max_trajectories=preset.max_trajectories, reflect_negatives=preset.reflect_negatives,
-                                   source={"model": record.data.get("model")})
+                                   hold_out=preset.hold_out, source={"model": record.data.get("model")})
         counts.update(trajectories=stats["trajectories"], kept=stats["kept"],
                       **{f"{role}_pairs": v["pairs"] for role, v in stats["roles"].items()})
 

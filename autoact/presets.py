@@ -37,6 +37,12 @@ class Preset:
     calibrated_reflect: bool = False  # verdicts relative to a content-free answer's (agents.reflect)
     fit_reflect_threshold: bool = False  # each trained reflect adapter's threshold, fitted on its verdict pairs
     reflect_negatives: bool = True  # wrong finishes teach the reflect agent Reflect[wrong] (balanced)
+    verdict_hold_out: float = 0.25  # with fit_reflect_threshold: share of the reflect pairs the fit gets, not training
+
+    @property
+    def hold_out(self) -> float:
+        """The share of reflect pairs differentiation holds out of training (0 unless a threshold is fitted)."""
+        return self.verdict_hold_out if self.fit_reflect_threshold else 0.0
 
 
 PRESETS = {

@@ -22,18 +22,18 @@ from training.lora import TrainConfig, TrainReport, train_adapter
 
 def differentiate_file(trajectories: Path, out: Path, tools: Sequence[ToolSpec], *, min_reward: float = 1.0,
                        max_trajectories: int | None = 200, unfiltered: bool = False,
-                       reflect_negatives: bool = True, negative_ratio: float = 1.0,
+                       reflect_negatives: bool = True, negative_ratio: float = 1.0, hold_out: float = 0.0,
                        count: Callable[[str], int] = estimated_count, count_name: str = ESTIMATE_NAME,
                        source: Mapping[str, Any] | None = None) -> dict[str, Any]:
     """Keep the right trajectories of `trajectories`, cut them into role pairs in `out`; returns the stats."""
     rows = read_trajectories(trajectories)
     data = differentiate(rows, tools, min_reward, max_trajectories, unfiltered=unfiltered,
-                         reflect_negatives=reflect_negatives, negative_ratio=negative_ratio)
+                         reflect_negatives=reflect_negatives, negative_ratio=negative_ratio, hold_out=hold_out)
     extra = {k: v for k, v in (source or {}).items() if k != "trajectories"}  # the file read is the file named
     record = {"trajectories": str(trajectories), **extra, "prompts_version": prompts_version(),
               "min_reward": min_reward, "max_trajectories": max_trajectories, "unfiltered": unfiltered,
               "reflect_negatives": reflect_negatives and not unfiltered, "negative_ratio": negative_ratio,
-              "token_counts": count_name}
+              "hold_out_verdicts": hold_out, "token_counts": count_name}
     return write_dataset(out, data, len(rows), record, count)
 
 

@@ -1,4 +1,5 @@
-"""Writing and reading differentiated datasets: `plan.jsonl`, `tool.jsonl`, `reflect.jsonl`, `stats.json`."""
+"""Writing and reading differentiated datasets: `plan.jsonl`, `tool.jsonl`, `reflect.jsonl`, `stats.json`
+(and `reflect.heldout.jsonl` when verdicts are held out)."""
 
 from __future__ import annotations
 
@@ -27,6 +28,8 @@ def read_trajectories(path: Path) -> list[dict[str, Any]]:
     return list(rows.values())
 
 
+#: the reflect pairs held out of training for fitting the verdict threshold (`differentiate(hold_out=…)`)
+HELD_OUT_FILE = "reflect.heldout.jsonl"
 _STEP_TEXT = ("node", "thought", "action", "argument", "observation")
 
 
@@ -93,6 +96,14 @@ def write_dataset(out_dir: Path, data: Differentiated, total: int, source: dict[
             "prompt_tokens": length_stats([count_tokens(p["prompt"]) for p in pairs]),
             "completion_tokens": length_stats([count_tokens(p["completion"]) for p in pairs]),
         }
+    held_out = out_dir / HELD_OUT_FILE
+    if data.held_out:
+        tmp = out_dir / f".{HELD_OUT_FILE}.tmp"
+        tmp.write_text("".join(json.dumps(p, ensure_ascii=False) + "\n" for p in data.held_out), encoding="utf-8")
+        tmp.replace(held_out)
+    elif held_out.exists():
+        held_out.unlink()  # a dataset written again without a held-out share keeps no stale one
+    stats["held_out_pairs"] = len(data.held_out)
     stats["source"] = source
     (out_dir / "stats.json").write_text(json.dumps(stats, indent=2) + "\n", encoding="utf-8")
     return stats

@@ -16,10 +16,16 @@ reflect step that judged its last Finish, completed with `wrong]`. Its thought,
 plan and tool steps teach nothing (they are not reward-filtered) and are not
 used. Negatives are capped at `negative_ratio` times the `right]` verdicts of
 the kept trajectories, so the two verdicts stay balanced.
+
+Held-out verdicts: with `hold_out` > 0, the reflect pairs of about that share of the questions
+(each class of verdict in proportion; every pair of one question on the same side) are kept out of
+`reflect.jsonl` and written to `reflect.heldout.jsonl`, on which `training.reflect_threshold` fits
+the verdict threshold with margins the adapter was not trained on.
 """
 
 from __future__ import annotations
 
+import hashlib
 from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any, Iterable, Mapping, Sequence
@@ -40,6 +46,7 @@ class Differentiated:
     kept: int = 0
     dropped: Counter = field(default_factory=Counter)  # reason → count
     reflect: dict[str, int] = field(default_factory=dict)  # verdict pairs: right, wrong, negatives found and used
+    held_out: list[dict[str, Any]] = field(default_factory=list)  # reflect pairs kept out of training
 
 
 def _with_text(steps: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
@@ -99,7 +106,7 @@ def negative_pair(question: str, steps: Sequence[Mapping[str, Any]], tools: Sequ
 def differentiate(trajectories: Iterable[Mapping[str, Any]], tools: Sequence[ToolSpec],
                   min_reward: float = 1.0, max_trajectories: int | None = None,
                   unfiltered: bool = False, reflect_negatives: bool = True,
-                  negative_ratio: float = 1.0) -> Differentiated:
+                  negative_ratio: float = 1.0, hold_out: float = 0.0) -> Differentiated:
     """Keep trajectories whose reward reaches `min_reward` (and that finished), cut them into pairs.
 
     `unfiltered` (the ablation without filtering) keeps every trajectory that ran without an
@@ -107,6 +114,8 @@ def differentiate(trajectories: Iterable[Mapping[str, Any]], tools: Sequence[Too
     before (`trajectory_key`: two samples of one question taking the same steps) is dropped.
     `reflect_negatives` (filtered data only): finished trajectories below `min_reward` give
     `Reflect[wrong]` pairs (`negative_pair`), at most `negative_ratio` per `right]` verdict kept.
+    `hold_out`: the share of the reflect pairs set aside for fitting the verdict threshold (`hold_out_verdicts`).
+    Every pair carries its trajectory's `question_id`.
     """
     result = Differentiated()
     seen: set[tuple] = set()
@@ -118,7 +127,7 @@ def differentiate(trajectories: Iterable[Mapping[str, Any]], tools: Sequence[Too
                 and (key := trajectory_key(row)) not in negative_keys:
             negative_keys.add(key)
             if pair := negative_pair(row["question"], row["transcript"], tools, str(row["id"])):
-                negatives.append(pair)
+                negatives.append({**pair, "question_id": key[0]})
         if reason is None:  # several samples of a question may take the very same steps: keep one
             key = trajectory_key(row)
             reason = "duplicate trajectory" if key in seen else None
@@ -129,14 +138,49 @@ def differentiate(trajectories: Iterable[Mapping[str, Any]], tools: Sequence[Too
             result.dropped[reason] += 1
             continue
         result.kept += 1
+        question_id = trajectory_key(row)[0]
         for role, pairs in trajectory_pairs(row["question"], row["transcript"], tools, str(row["id"])).items():
-            result.pairs[role].extend(pairs)
+            result.pairs[role].extend({**p, "question_id": question_id} for p in pairs)
     verdicts = [p["completion"] for p in result.pairs["reflect"] if p["kind"] == "verdict"]
     used = negatives[:int(negative_ratio * verdicts.count("right]"))]
     result.pairs["reflect"].extend(used)
     result.reflect = {"right": verdicts.count("right]"), "wrong": verdicts.count("wrong]") + len(used),
                       "negatives_found": len(negatives), "negatives_used": len(used)}
+    if hold_out > 0:
+        result.pairs["reflect"], result.held_out = hold_out_verdicts(result.pairs["reflect"], hold_out)
+        held = _verdict_counts(result.held_out)
+        result.reflect.update(held_out_right=held[0], held_out_wrong=held[1])
     return result
+
+
+def _verdict_counts(pairs: Iterable[Mapping[str, Any]]) -> tuple[int, int]:
+    """(right, wrong) verdict pairs among `pairs`."""
+    verdicts = [p["completion"] for p in pairs if p.get("kind") == "verdict"]
+    return verdicts.count("right]"), verdicts.count("wrong]")
+
+
+def hold_out_verdicts(pairs: Sequence[dict[str, Any]],
+                      share: float) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """Reflect pairs → (to train on, held out): whole questions, taken in an order fixed by their ids, are held
+    out while neither verdict's held-out count passes `share` of its total. When that leaves no right or no
+    wrong verdict held out (too few pairs), nothing is held out."""
+    if not 0 < share < 1:
+        raise ValueError(f"the held-out share must be between 0 and 1 (got {share})")
+    by_question: dict[str, list[dict[str, Any]]] = {}
+    for p in pairs:
+        by_question.setdefault(str(p.get("question_id", p.get("source", ""))), []).append(p)
+    total_right, total_wrong = _verdict_counts(pairs)
+    held: set[str] = set()
+    right = wrong = 0
+    for question in sorted(by_question, key=lambda q: hashlib.sha256(q.encode()).hexdigest()):
+        r, w = _verdict_counts(by_question[question])
+        if (r or w) and right + r <= share * total_right and wrong + w <= share * total_wrong:
+            held.add(question)
+            right, wrong = right + r, wrong + w
+    if not right or not wrong:
+        return list(pairs), []
+    side = [str(p.get("question_id", p.get("source", ""))) in held for p in pairs]
+    return [p for p, h in zip(pairs, side) if not h], [p for p, h in zip(pairs, side) if h]
 
 
 def trajectory_key(row: Mapping[str, Any]) -> tuple:

@@ -1,20 +1,21 @@
-"""Where the reflect agent's scored verdict turns from right to wrong, chosen on its own training data.
+"""Where the reflect agent's scored verdict turns from right to wrong, chosen on synthesized verdicts.
 
 A scored verdict is "right" when log p(right) - log p(wrong) (the margin) reaches a threshold,
 0 by default. A small model's margins sit above 0 for nearly every answer, so it says right to
 everything even when its margins rank right answers above wrong ones. Here the trained reflect
-adapter scores the verdict pairs it was trained on (`reflect.jsonl`, `kind: verdict`: right ones
-from kept trajectories, wrong ones from wrong finishes), whose labels come from the self-instructed
-answers, never from evaluation data. The threshold that best separates them (largest
-right-kept + wrong-caught - 1, Youden's J) is written beside the adapter as
-`verdict_threshold.json`, which `autoact eval --group` then applies. The pairs were seen in
-training, so their margins are more separated than new ones: the file says how many pairs it rests on.
+adapter scores verdict pairs (`kind: verdict`: right ones from kept trajectories, wrong ones from
+wrong finishes), whose labels come from the self-instructed answers, never from evaluation data:
+those differentiation held out of its training (`reflect.heldout.jsonl`, `differentiate --hold-out-verdicts`)
+when there are any, else the pairs it was trained on (`reflect.jsonl`), whose margins are more
+separated than new ones'. The threshold that best separates them (largest right-kept + wrong-caught - 1,
+Youden's J) is written beside the adapter as `verdict_threshold.json`, with how many pairs it rests on
+and whether they were held out; `autoact eval --group` then applies it.
 """
 
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any, Iterable, Mapping, Sequence
 
@@ -22,9 +23,10 @@ from agents.llm import CompletionModel
 from agents.reflect import verdict_margin
 from core.errors import ConfigError
 from core.jsonl import iter_jsonl
+from training.dataset import HELD_OUT_FILE
 
-__all__ = ["THRESHOLD_FILE", "ThresholdFit", "fit_and_save", "fit_threshold", "load_threshold", "pair_margins", "save_threshold",
-           "verdict_pairs"]
+__all__ = ["THRESHOLD_FILE", "ThresholdFit", "fit_and_save", "fit_pairs", "fit_threshold", "load_threshold",
+           "pair_margins", "save_threshold", "verdict_pairs"]
 
 THRESHOLD_FILE = "verdict_threshold.json"
 _VERDICTS = ("right]", "wrong]")
@@ -41,11 +43,13 @@ class ThresholdFit:
     n_wrong: int
     right_kept_at_zero: float  # the same two shares with the default threshold, for comparison
     wrong_caught_at_zero: float
+    held_out: bool = False  # the pairs were kept out of the adapter's training
 
 
-def verdict_pairs(data_dir: Path) -> list[dict[str, Any]]:
-    """The verdict pairs (`kind: verdict`, completion `right]` or `wrong]`) of a dataset's `reflect.jsonl`."""
-    path = Path(data_dir) / "reflect.jsonl"
+def verdict_pairs(data_dir: Path, name: str = "reflect.jsonl") -> list[dict[str, Any]]:
+    """The verdict pairs (`kind: verdict`, completion `right]` or `wrong]`) of a dataset's `reflect.jsonl`
+    (or its file `name`)."""
+    path = Path(data_dir) / name
     if not path.is_file():
         raise ConfigError(f"{path}: not found (the reflect pairs `autoact differentiate` writes)")
     pairs = []
@@ -57,6 +61,17 @@ def verdict_pairs(data_dir: Path) -> list[dict[str, Any]]:
                               f"it with 'right]' or 'wrong]' (got {str(p.get('completion'))!r})")
         pairs.append(p)
     return pairs
+
+
+def fit_pairs(data_dir: Path) -> tuple[list[dict[str, Any]], Path, bool]:
+    """The verdict pairs to fit on, their file, and whether they were held out of training: the dataset's
+    held-out pairs when they hold both verdicts, else its training pairs."""
+    held = Path(data_dir) / HELD_OUT_FILE
+    if held.is_file():
+        pairs = verdict_pairs(data_dir, HELD_OUT_FILE)
+        if {p["completion"] for p in pairs} >= set(_VERDICTS):
+            return pairs, held, True
+    return verdict_pairs(data_dir), Path(data_dir) / "reflect.jsonl", False
 
 
 def pair_margins(model: CompletionModel, pairs: Iterable[Mapping[str, Any]]) -> list[tuple[float, bool]]:
@@ -95,12 +110,12 @@ def save_threshold(adapter_dir: Path, fit: ThresholdFit, source: str) -> Path:
     return path
 
 
-def fit_and_save(model: CompletionModel, data_dir: Path, adapter_dir: Path,
-                 pairs: Sequence[Mapping[str, Any]] | None = None) -> ThresholdFit:
-    """Score `data_dir`'s verdict pairs (or `pairs` read from it) with `model`, the adapter in `adapter_dir` served;
+def fit_and_save(model: CompletionModel, data_dir: Path, adapter_dir: Path) -> ThresholdFit:
+    """Score `data_dir`'s verdict pairs (`fit_pairs`) with `model`, the adapter in `adapter_dir` served;
     fit the threshold and write it beside the adapter."""
-    fit = fit_threshold(pair_margins(model, verdict_pairs(data_dir) if pairs is None else pairs))
-    save_threshold(adapter_dir, fit, source=f"{Path(data_dir) / 'reflect.jsonl'} scored by {model.name}")
+    pairs, path, held_out = fit_pairs(data_dir)
+    fit = replace(fit_threshold(pair_margins(model, pairs)), held_out=held_out)
+    save_threshold(adapter_dir, fit, source=f"{path} scored by {model.name}")
     return fit
 
 

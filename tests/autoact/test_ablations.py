@@ -124,8 +124,36 @@ def test_the_pipeline_fits_each_reflect_adapters_threshold_once_and_reads_it_bac
     assert run.reflect_thresholds("http://x/v1", [], served) == {"reflect": 1.25}  # margins 2.0 (right), 0.5
     assert scored == ["reflect"] and json.loads((served["reflect"] / "verdict_threshold.json").read_text())["n_wrong"] == 1
     assert record.stage("calibrate-reflect")["counts"]["reflect"]["threshold"] == 1.25
+    assert record.stage("calibrate-reflect")["counts"]["reflect"]["held_out"] is False  # no held-out file here
     assert run.reflect_thresholds("http://x/v1", [], served) == {"reflect": 1.25} and scored == ["reflect"]
     off = PipelineConfig(task="scienceqa", workdir=tmp_path / "off", progress=False)
     plain = pipeline._Run(off, get_task("scienceqa"), off.preset_values(), record, base=None,  # type: ignore[arg-type]
                           split=split_rows([{"id": "q"}], needs_corpus=False))
     assert plain.reflect_thresholds("http://x/v1", [], served) == {}
+
+
+def test_fitting_a_threshold_makes_the_pipeline_hold_verdicts_out_of_training(tmp_path):
+    import json
+
+    from autoact import pipeline
+    from autoact.presets import PipelineConfig
+    from autoact.run_record import RunRecord
+    from tasks import get_task
+    from tests.training.test_differentiate import STEPS, trajectory
+    from training.dataset import HELD_OUT_FILE
+
+    wrong = [*STEPS[:1], {**STEPS[1], "argument": "Oldtown"}, STEPS[2]]
+    rows = [trajectory(i, question_id=f"q{i}") for i in range(8)]
+    rows += [trajectory(10 + i, reward=0.0, transcript=wrong, question_id=f"n{i}") for i in range(8)]
+    (tmp_path / "trajectories.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    for fit, held in ((True, 0.25), (False, 0.0)):
+        config = PipelineConfig(task="hotpotqa", workdir=tmp_path / str(fit), progress=False,
+                                overrides={"fit_reflect_threshold": fit})
+        preset = config.preset_values()
+        assert preset.hold_out == held
+        (tmp_path / str(fit)).mkdir()
+        paths = {"trajectories": tmp_path / "trajectories.jsonl", "data": tmp_path / str(fit) / "data"}
+        pipeline._stage_differentiate(RunRecord.open(tmp_path / str(fit), config, preset), get_task("hotpotqa"),
+                                      paths, preset, None)
+        assert (paths["data"] / HELD_OUT_FILE).is_file() is fit
+        assert json.loads((paths["data"] / "stats.json").read_text())["source"]["hold_out_verdicts"] == held

@@ -64,7 +64,8 @@ def test_differentiate_file_writes_role_files_and_stats(tmp_path):
     assert written == stats and stats["trajectories"] == 3 and stats["kept"] == 2
     assert stats["source"] == {"trajectories": str(trajectories), "model": "tiny", "prompts_version": prompts_version(),
                                "min_reward": 1.0, "max_trajectories": 5, "unfiltered": False,
-                               "reflect_negatives": True, "negative_ratio": 1.0, "token_counts": ESTIMATE_NAME}
+                               "reflect_negatives": True, "negative_ratio": 1.0, "hold_out_verdicts": 0.0,
+                               "token_counts": ESTIMATE_NAME}
 
 
 def test_differentiate_file_uses_the_given_counter(tmp_path):
@@ -124,3 +125,23 @@ def test_train_roles_all_trains_one_adapter_on_every_role(tmp_path, recorded):
     files = [write_pairs(a / "plan.jsonl"), write_pairs(a / "tool.jsonl"), write_pairs(b / "reflect.jsonl")]
     reports = train_roles(["all"], [a, b], tmp_path / "out", tmp_path / "base", TrainConfig())
     assert list(reports) == ["all"] and recorded[0]["files"] == files and recorded[0]["out"] == tmp_path / "out" / "all"
+
+
+def test_the_differentiate_command_holds_verdicts_out_and_refuses_a_whole_share(tmp_path, capsys):
+    from autoact.cli import main
+    from tests.training.test_differentiate import trajectory
+    from training.dataset import HELD_OUT_FILE
+
+    wrong = [*STEPS[:1], {**STEPS[1], "argument": "Oldtown"}, STEPS[2]]
+    rows = [trajectory(i, question_id=f"q{i}") for i in range(8)]
+    rows += [trajectory(10 + i, reward=0.0, transcript=wrong, question_id=f"n{i}") for i in range(8)]
+    path = tmp_path / "trajectories.jsonl"
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    args = ["differentiate", "--trajectories", str(path), "--out", str(tmp_path / "d"), "--task", "hotpotqa",
+            "--tokenizer", "none"]
+    assert main([*args, "--hold-out-verdicts", "0.25"]) == 0
+    assert "held out of training for the threshold fit: 2 right, 2 wrong" in " ".join(capsys.readouterr().out.split())
+    assert len((tmp_path / "d" / HELD_OUT_FILE).read_text().splitlines()) == 6  # 2 × (thought, verdict) + 2 wrong]
+    with pytest.raises(SystemExit) as stop:
+        main([*args, "--hold-out-verdicts", "1"])
+    assert stop.value.code == 2 and "must be under 1" in capsys.readouterr().err

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 
+import pytest
+
 from agents.plan import ModelPlanAgent
 from agents.reflect import ModelReflectAgent
 from agents.tool import ModelToolAgent
@@ -12,8 +14,8 @@ from tasks import get_task
 from tests.support.builders import ROWS, TRAJECTORY_STEPS, hotpot_toolbox
 from tests.support.fakes import ScriptedModel
 from tools import default_tool_specs
-from training.dataset import write_dataset
-from training.differentiate import differentiate, negative_pair, trajectory_pairs
+from training.dataset import HELD_OUT_FILE, write_dataset
+from training.differentiate import differentiate, hold_out_verdicts, negative_pair, trajectory_pairs
 
 TOOLS = default_tool_specs("hotpotqa")
 Q = ROWS[0]["question"]
@@ -138,3 +140,42 @@ def test_samples_of_one_question_taking_the_same_steps_are_kept_once():
     other_question = {**first, "id": "r#0", "question_id": "r"}
     data = differentiate([first, repeat, other_steps, other_question], TOOLS)
     assert data.kept == 3 and dict(data.dropped) == {"duplicate trajectory": 1}
+
+
+def _question_pairs(question_id: str, verdict: str) -> list[dict]:
+    return [{"prompt": f"{question_id} t", "completion": " thinking\n", "kind": "thought", "question_id": question_id},
+            {"prompt": f"{question_id} v", "completion": verdict, "kind": "verdict", "question_id": question_id}]
+
+
+def test_held_out_verdicts_are_whole_questions_in_proportion_to_each_verdict():
+    pairs = [p for i in range(8) for p in _question_pairs(f"r{i}", "right]")]
+    pairs += [p for i in range(8) for p in _question_pairs(f"w{i}", "wrong]")]
+    train, held = hold_out_verdicts(pairs, 0.25)
+    assert hold_out_verdicts(pairs, 0.25) == (train, held)  # the same split every time
+    held_verdicts = [p["completion"] for p in held if p["kind"] == "verdict"]
+    assert sorted(held_verdicts) == ["right]", "right]", "wrong]", "wrong]"]
+    held_questions = {p["question_id"] for p in held}
+    assert len(held) == 8 and held_questions.isdisjoint(p["question_id"] for p in train)  # thoughts go along
+    assert sorted(map(json.dumps, train + held)) == sorted(map(json.dumps, pairs))
+    # 2 right and 2 wrong pairs: a quarter of either is under one pair, so nothing is held out
+    few = pairs[:4] + pairs[16:20]
+    assert hold_out_verdicts(few, 0.25) == (few, [])
+    with pytest.raises(ValueError, match="between 0 and 1"):
+        hold_out_verdicts(pairs, 1.0)
+
+
+def test_differentiate_holds_out_reflect_pairs_but_keeps_plan_and_tool_pairs(tmp_path):
+    wrong = [*STEPS[:1], {**STEPS[1], "argument": "Oldtown"}, STEPS[2]]
+    rows = [trajectory(i, question_id=f"q{i}") for i in range(8)]
+    rows += [trajectory(10 + i, reward=0.0, transcript=wrong, question_id=f"n{i}") for i in range(8)]
+    whole = differentiate(rows, TOOLS)
+    data = differentiate(rows, TOOLS, hold_out=0.25)
+    assert len(data.pairs["plan"]) == len(whole.pairs["plan"]) == 32 and data.pairs["tool"] == whole.pairs["tool"]
+    assert len(data.pairs["reflect"]) + len(data.held_out) == len(whole.pairs["reflect"])
+    assert {p["question_id"] for p in data.held_out}.isdisjoint(p["question_id"] for p in data.pairs["reflect"])
+    assert (data.reflect["held_out_right"], data.reflect["held_out_wrong"]) == (2, 2)
+    stats = write_dataset(tmp_path, data, len(rows), {}, lambda text: 1)
+    held = [json.loads(line) for line in (tmp_path / HELD_OUT_FILE).read_text().splitlines()]
+    assert held == data.held_out and stats["held_out_pairs"] == len(held)
+    write_dataset(tmp_path, whole, len(rows), {}, lambda text: 1)  # written again without: no stale held-out file
+    assert not (tmp_path / HELD_OUT_FILE).exists()

@@ -12,8 +12,11 @@ import pytest
 
 from agents.base import AgentSettings
 from core.errors import ConfigError
+from training.dataset import HELD_OUT_FILE
 from training.reflect_threshold import (
     THRESHOLD_FILE,
+    fit_and_save,
+    fit_pairs,
     fit_threshold,
     load_threshold,
     pair_margins,
@@ -125,4 +128,27 @@ def test_calibrate_reflect_scores_the_pairs_on_a_real_server_and_writes_the_thre
     fit = json.loads((group / "reflect" / THRESHOLD_FILE).read_text())
     assert (fit["n_right"], fit["n_wrong"]) == (1, 1) and tiny_stack.model_name in fit["source"]
     assert fit["right_kept"] + fit["wrong_caught"] >= fit["right_kept_at_zero"] + fit["wrong_caught_at_zero"]
-    assert "fitted" in done.stdout
+    assert "fitted" in done.stdout and "training pairs" in " ".join(done.stdout.split()) and fit["held_out"] is False
+    (data / HELD_OUT_FILE).write_text("".join(json.dumps(p) + "\n" for p in VERDICTS[:2]))
+    done = subprocess.run([sys.executable, "-m", "autoact", "calibrate-reflect", "--group", str(group), "--data",
+                           str(data), "--base-url", tiny_stack.base_url, "--model", tiny_stack.model_name],
+                          cwd=ROOT, capture_output=True, text=True, env=None)
+    assert done.returncode == 0 and "held-out pairs" in " ".join(done.stdout.split()), done.stdout + done.stderr
+    fit = json.loads((group / "reflect" / THRESHOLD_FILE).read_text())
+    assert fit["held_out"] is True and fit["source"].startswith(str(data / HELD_OUT_FILE))
+
+
+def test_the_fit_prefers_the_pairs_held_out_of_training_and_says_so(tmp_path):
+    data = pairs_file(tmp_path / "d", VERDICTS)
+    assert fit_pairs(data)[1:] == (data / "reflect.jsonl", False)  # nothing held out: the training pairs
+    held = [{**VERDICTS[0], "prompt": "Q: 2+2?\nThought: it is 2.\nAction: Reflect["}, VERDICTS[1]]
+    (data / HELD_OUT_FILE).write_text(json.dumps(held[0]) + "\n")
+    assert fit_pairs(data)[2] is False  # held out, but only right ones: nothing to fit a threshold on
+    (data / HELD_OUT_FILE).write_text("".join(json.dumps(p) + "\n" for p in held))
+    pairs, path, held_out = fit_pairs(data)
+    assert (pairs, path, held_out) == (held, data / HELD_OUT_FILE, True)
+    adapter = tmp_path / "reflect"
+    adapter.mkdir()
+    fit = fit_and_save(Scores(), data, adapter)
+    saved = json.loads((adapter / THRESHOLD_FILE).read_text())
+    assert fit.held_out and saved["held_out"] is True and saved["source"].startswith(str(data / HELD_OUT_FILE))
