@@ -278,6 +278,7 @@ def cmd_pipeline(args: argparse.Namespace) -> int:
                             corpus_file=Path(args.corpus) if args.corpus else None,
                             corpus_share=args.corpus_share, train_on_eval=args.train_on_eval,
                             tool_selection=args.tool_selection, no_reflect_ablation=args.ablate_reflect,
+                            questions=args.questions,
                             ablations=args.ablations, curve=tuple(args.curve),
                             progress=not args.no_progress, overrides=overrides,
                             serving={**engine_options(args), "workers": args.workers})
@@ -513,6 +514,10 @@ def _pipeline_options(pl: argparse.ArgumentParser) -> None:
                     help="share of the eval file (its last rows) kept for self-instruct when there is no --corpus")
     pl.add_argument("--train-on-eval", action="store_true", help="let self-instruct and synthesis read the "
                     "evaluated rows themselves (the report states the overlap); off by default")
+    pl.add_argument("--questions", choices=("self-instruct", "corpus"), default="self-instruct",
+                    help="what synthesis solves: questions the Meta-Agent self-instructs (the paper's method), or "
+                         "the corpus part's own real questions with their answers (never evaluated rows; for a "
+                         "model whose own questions yield no right trajectory)")
     pl.add_argument("--tool-selection", choices=("default", "model"), default="default",
                     help="tools used: the task's built-in set, or the Meta-Agent's choice (always recorded)")
     pl.add_argument("--ablate-reflect", action="store_true", help="also evaluate the group without its reflect agent")

@@ -6,7 +6,9 @@ Stages (each writes into the workdir and is skipped when its output is complete)
 2. self-instruct: `questions.jsonl` grows to `n_questions` (HotpotQA: grounded in the corpus, which is
    never the evaluated rows: a second file, or the last half of the evaluation file while the
    evaluation asks the first half; no question near an evaluated one is kept); what training
-   read that the evaluation asks (pages, questions) is counted into `run.json`'s `overlap`;
+   read that the evaluation asks (pages, questions) is counted into `run.json`'s `overlap`. With
+   `questions="corpus"` the corpus part's own real questions are taken instead (not the paper's method:
+   for a model whose own questions yield no right trajectory);
 3. select-tools: the Meta-Agent's tool choice is recorded in `tools-selected.json`; the tools
    used are the task's built-in set unless `tool_selection="model"` (a 135M model's choice is
    no better than chance, see RESULTS.md);
@@ -33,6 +35,7 @@ same command again continues from there (finished stages are skipped, resumable 
 from __future__ import annotations
 
 import contextlib
+import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Mapping, Sequence
@@ -42,7 +45,7 @@ from agents.llm import EndpointConfig, EndpointModel
 from autoact.ablations import ABLATION_BASELINES, ablation_dirs, served_ablations, variants
 from autoact.assembly import RoleModels, build_agent, build_task_toolbox
 from autoact.curve import curve_dirs, curve_points, curve_variants, served_curve
-from autoact.presets import DEFAULT_EVAL, PipelineConfig, Preset
+from autoact.presets import DEFAULT_EVAL, QUESTION_SOURCES, PipelineConfig, Preset
 from autoact.run_record import RunRecord, StageError, now
 from autoact.stages import differentiate_file, role_files, train_roles
 from core.errors import AutoactError, ConfigError
@@ -301,8 +304,11 @@ def _open_run(config: PipelineConfig, on_stage: Callable[[str], None] | None) ->
     base = resolve_model(config.base)
     record.data["model"] = base.name
     corpus = read_rows(config.corpus_file, task) if config.corpus_file else None
+    if config.questions not in QUESTION_SOURCES:
+        raise ConfigError(f"--questions {config.questions!r}: choose {' or '.join(QUESTION_SOURCES)}")
     split = split_rows(read_rows(config.eval_file, task), corpus=corpus, share=config.corpus_share,
-                       train_on_eval=config.train_on_eval, needs_corpus=task.name == "hotpotqa")
+                       train_on_eval=config.train_on_eval,
+                       needs_corpus=task.name == "hotpotqa" or config.questions == "corpus")
     record.data["split"] = {"corpus": split.how, "evaluation_rows": len(split.eval_rows),
                             "corpus_rows": len(split.corpus_rows)}
     return _Run(config, task, preset, record, base, split)
@@ -380,8 +386,11 @@ def _stage_self_instruct(record: RunRecord, config: PipelineConfig, preset: Pres
 
     have = count_lines(paths["questions"])
     avoid = [str(r["question"]) for f in config.avoid_questions for r in read_rows(f, task)]
-    if have >= preset.n_questions:
+    if have >= preset.n_questions or (have and config.questions == "corpus"):
         record.skipped("self-instruct", {"questions": have}, "done before")
+        return
+    if config.questions == "corpus":
+        _corpus_questions(record, preset, paths["questions"], split, set(avoid))
         return
     with record.running("self-instruct") as counts:
         corpus = split.corpus_rows if task.name == "hotpotqa" and preset.grounded else None
@@ -393,6 +402,20 @@ def _stage_self_instruct(record: RunRecord, config: PipelineConfig, preset: Pres
                                    paths["questions"], si, corpus_rows=corpus, progress=config.progress, avoid=avoid,
                                    held_out=held_out)
         counts.update(report.summary())  # each check's removals, the option-order agreement, the answer letters
+
+
+def _corpus_questions(record: RunRecord, preset: Preset, out: Path, split: Split, avoid: set[str]) -> None:
+    """self-instruct with `questions="corpus"`: the first `n_questions` rows of the corpus part (real questions,
+    with their answers and pages; never an evaluated row), less those an earlier round asked."""
+    with record.running("self-instruct") as counts:
+        rows = [r for r in split.corpus_rows if str(r["question"]) not in avoid][:preset.n_questions]
+        if not rows:
+            raise StageError(f"self-instruct: --questions corpus, but none of the corpus's {len(split.corpus_rows)} "
+                             "rows is left to ask")
+        tmp = out.with_name(f".{out.name}.tmp")
+        tmp.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows), encoding="utf-8")
+        tmp.replace(out)
+        counts.update(source=f"corpus ({split.how})", questions=len(rows), corpus_rows=len(split.corpus_rows))
 
 
 def _stage_differentiate(record: RunRecord, task: Any, paths: dict[str, Path], preset: Preset,

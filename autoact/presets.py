@@ -58,6 +58,10 @@ PRESETS = {
 }
 
 
+#: where the questions synthesis solves come from (`PipelineConfig.questions`)
+QUESTION_SOURCES = ("self-instruct", "corpus")
+
+
 @dataclass
 class PipelineConfig:
     task: str
@@ -73,6 +77,10 @@ class PipelineConfig:
     corpus_file: Path | None = None
     corpus_share: float = 0.5
     train_on_eval: bool = False
+    # the questions synthesis solves: "self-instruct" (the paper's: written by the Meta-Agent) or "corpus" (the
+    # corpus part's own real questions, answers and pages, never the evaluated rows: for a model too weak to
+    # write answerable questions)
+    questions: str = "self-instruct"
     tool_selection: str = "default"  # "default" (built-in set) or "model" (the Meta-Agent's choice)
     no_reflect_ablation: bool = False
     ablations: bool = False  # the paper's ablation table (autoact.ablations): extra adapters, baselines, one report

@@ -50,6 +50,7 @@ class RunRecord:
                 "eval_file": str(config.eval_file), "tool_selection": config.tool_selection,
                 "corpus_file": str(config.corpus_file) if config.corpus_file else None,
                 "corpus_share": config.corpus_share, "train_on_eval": config.train_on_eval,
+                "questions": config.questions,
                 "ablations": config.ablations, "curve": list(config.curve), "serving": dict(config.serving),
                 "data_dir": str(config.data_dir),
                 "synthesized_by": ({r: str(p) for r, p in config.synth_adapters.items()}
