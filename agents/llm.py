@@ -91,6 +91,7 @@ class MalformedResponse(EndpointError):
 
 
 _UNREACHABLE = (openai.APIConnectionError, openai.APITimeoutError, httpx.TransportError)
+_TIMEOUTS = (openai.APITimeoutError, httpx.TimeoutException)  # a wait that took the request's deadline
 _RETRYABLE = (*_UNREACHABLE, openai.InternalServerError, openai.RateLimitError, MalformedResponse)
 _NOTICE_EVERY = 60.0  # seconds between two notices about the same silent server
 _notices: dict[str, float] = {}
@@ -141,7 +142,7 @@ class EndpointModel:
         limit = self.config.timeout
         deadline = time.monotonic() + limit if limit else math.inf
         last: Exception | None = None
-        attempts = 0
+        attempts = unreachable = 0
         while attempts <= self.config.retries:
             interrupt.check()
             left = deadline - time.monotonic()
@@ -153,7 +154,10 @@ class EndpointModel:
                 return fn(None if math.isinf(left) else left)
             except _RETRYABLE as e:
                 last = e
-                if isinstance(e, _UNREACHABLE):
+                unreachable = unreachable + 1 if isinstance(e, _UNREACHABLE) else 0
+                # a connection dropped once is often a kept-alive one the server just closed, and the next
+                # attempt gets through: say so only when it fails again, or when the wait took a deadline
+                if isinstance(e, _TIMEOUTS) or unreachable > 1:
                     self._notice_silence(e)
             except openai.APIStatusError as e:
                 raise EndpointError(f"{self._where(what)}: HTTP {e.status_code}: {_message(e)}"

@@ -239,3 +239,21 @@ def test_options_and_scored_arguments_keep_their_candidates():
     first = group.invoke(ROWS[0]["question"])["steps"][0]
     assert first["argument"] == "Freedonia" and first["choices"]["argument"][0] == ["Freedonia", 0.0]
     assert all(score < 0 for _, score in first["choices"]["argument"][1:])  # per character: -5 / (len + 1)
+
+
+def test_a_connection_closed_once_is_retried_quietly_and_twice_is_reported(caplog):
+    """A server may close a kept-alive connection just as a request goes out on it: the retry gets through,
+    and that is no news. Two failures at the connection in a row are: the server is said not to answer."""
+    import logging
+
+    from tests.support.hostile_endpoint import HostileEndpoint
+
+    with HostileEndpoint() as server, caplog.at_level(logging.WARNING, logger="autoact.endpoint"):
+        model = EndpointModel(EndpointConfig(base_url=server.base_url, model="hostile", retries=3, backoff=0.01,
+                                             timeout=10))
+        server.fault("completions", "close")
+        assert model.generate("hi", stop=[], max_tokens=2) is not None and model.calls == 2
+        assert "does not answer" not in caplog.text
+        server.fault("completions", "close", times=2)
+        model.generate("hi", stop=[], max_tokens=2)
+        assert model.calls == 5 and "does not answer" in caplog.text

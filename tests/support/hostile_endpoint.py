@@ -8,7 +8,8 @@ unchanged to `upstream` (a real FastChat server), or, without one, answers with 
 well-formed completion of its own. `delay` seconds pass before every answer. Every request
 is counted per path, so tests can assert how many reached the server.
 
-Faults: `503`, `401`, `hang` (accept, never answer), `html` (a 200 web page),
+Faults: `503`, `401`, `hang` (accept, never answer), `close` (the connection closed without an
+answer, as a server does to a kept-alive connection it times out), `html` (a 200 web page),
 `non_json`, `empty_choices`, `no_id` (models without ids), `drop_logprobs`,
 `misalign_logprobs` (token_logprobs one shorter than tokens), `shift_logprobs` (tokens
 of another text).
@@ -17,6 +18,7 @@ of another text).
 from __future__ import annotations
 
 import json
+import socket
 import threading
 import time
 import urllib.request
@@ -102,6 +104,10 @@ class HostileEndpoint:
                     time.sleep(endpoint.delay)
                 if fault == "hang":
                     endpoint._release.wait(600)
+                    return
+                if fault == "close":
+                    self.close_connection = True
+                    self.connection.shutdown(socket.SHUT_RDWR)
                     return
                 if fault == "503":
                     return self._send(503, {"object": "error", "message": "server overloaded"})
