@@ -36,6 +36,7 @@ from autoact.assembly import resolve_role_models
 from benchmarks.training import machine
 from serving.launcher import FastChatStack, free_port
 from serving.model_store import resolve_model
+from training import guided_items
 from training.guided_items import FIELD_TOKENS
 from training.self_instruct import SelfInstructConfig, run_self_instruct
 
@@ -86,7 +87,11 @@ def main() -> None:
     parser.add_argument("--min-agreement", type=float, default=1.0)
     parser.add_argument("--temperature", type=float, default=0.8, help="sampling temperature (the pipeline's)")
     parser.add_argument("--base-url", default=None, help="use a running server instead of starting one")
+    parser.add_argument("--option-tries", type=int, default=guided_items.OPTION_TRIES,
+                        help="options lines sampled for one stem before it is dropped (the pipeline's: "
+                             f"{guided_items.OPTION_TRIES})")
     args = parser.parse_args()
+    guided_items.OPTION_TRIES = max(1, args.option_tries)
     base = resolve_model("default")
     config = SelfInstructConfig(task="scienceqa", n=args.n, per_round=4, concurrency=args.concurrency,
                                 permutations=args.permutations, min_agreement=args.min_agreement,
@@ -114,7 +119,8 @@ def main() -> None:
     console.print(f"wall {wall:.1f} s, {wall / max(1, report.accepted):.1f} s per kept item; removed: "
                   f"{dict(report.rejected)}; mean option-order agreement {summary.get('order_agreement')}")
     console.print(f"machine: {machine()}; model: {base.name}; concurrency {args.concurrency}, "
-                  f"permutations {args.permutations}, min agreement {args.min_agreement}, T={args.temperature}")
+                  f"permutations {args.permutations}, min agreement {args.min_agreement}, T={args.temperature}, "
+                  f"option tries {guided_items.OPTION_TRIES}")
 
 
 if __name__ == "__main__":
