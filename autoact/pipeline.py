@@ -249,6 +249,15 @@ class _Run:
                                 "held_out": fit.held_out}
         return thresholds
 
+    def _eval_settings(self, variant: Any, threshold: float) -> dict[str, Any]:
+        """How an evaluation's agent was set up, for its summary (as `autoact eval` records it)."""
+        preset = self.preset
+        chosen = {"scored_arguments": preset.scored_arguments, "answer_at_limit": preset.answer_at_limit,
+                  "calibrated_reflect": preset.calibrated_reflect, "reflect_threshold": threshold}
+        return {"agent": variant.design, "plan_model": variant.roles.plan, "tool_model": variant.roles.tool,
+                "reflect_model": variant.roles.reflect, "prompts": variant.prompts, "max_steps": preset.eval_max_steps,
+                **{k: v for k, v in chosen.items() if v}}
+
     def evaluate_group(self, trained: list[str]) -> None:
         """serve-group, then each variant (autoact.ablations.variants, the curve's) on the same evaluation rows."""
         record, base, paths, preset, config = self.record, self.base, self.paths, self.preset, self.config
@@ -273,10 +282,12 @@ class _Run:
                                 closed_options=self.task.closed_options),
                       *curve_variants(base.name, sizes, curve)]:
                 with record.running(f"eval-{v.name}") as counts:
+                    threshold = thresholds.get(str(v.roles.reflect), 0.0)
                     agent = self.agent(url, v.roles, self.eval_rows, preset.eval_max_steps, v.prompts, design=v.design,
-                                       reflect_threshold=thresholds.get(str(v.roles.reflect), 0.0))
+                                       reflect_threshold=threshold)
                     options = EvalOptions(self.workdir / "eval" / v.name, preset.eval_limit, preset.concurrency,
-                                          config.progress, label=f"eval {v.name}")
+                                          config.progress, label=f"eval {v.name}",
+                                          settings=self._eval_settings(v, threshold))
                     summary = evaluate(agent, self.task, self.eval_rows, options)
                     scores = {k: None if summary[k] is None else round(summary[k], 4) for k in self.task.metrics}
                     counts.update(n=summary["n"], **scores, halted=summary["halted"], errors=summary["errors"])

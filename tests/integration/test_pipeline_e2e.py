@@ -168,6 +168,39 @@ def test_pipeline_runs_every_stage_and_resumes(taught, tmp_path):
     assert len((workdir / "eval" / "autoact" / "results.jsonl").read_text().splitlines()) == 2
 
 
+@pytest.mark.skipif(not SEEDS.exists(), reason="shared seeds not present")
+def test_corpus_questions_and_a_fitted_threshold_through_the_whole_pipeline(taught, tmp_path):
+    """`--questions corpus --fit-reflect-threshold` on the taught tiny model: no self-instruct request, the
+    corpus rows are solved, and the trained reflect adapter's threshold is fitted before the evaluations."""
+    from autoact.pipeline import run_pipeline
+    from autoact.presets import PipelineConfig
+
+    model_dir, corpus_file = taught
+    workdir = tmp_path / "run"
+    config = PipelineConfig(
+        task="hotpotqa", workdir=workdir, data_dir=DATA, base=str(model_dir), eval_file=corpus_file, progress=False,
+        train_on_eval=True, questions="corpus",
+        overrides=dict(n_questions=5, per_round=1, temperature=0.0, epochs=10.0, lr=5e-3, lora_r=16, lora_alpha=32,
+                       lora_dropout=0.0, eval_limit=None, eval_max_steps=3, fit_reflect_threshold=True,
+                       target_modules=("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")))
+    data = run_pipeline(config)
+    stages = {s["name"]: s for s in data["stages"]}
+    assert all(s["status"] == "done" for s in data["stages"]), stages
+    assert stages["self-instruct"]["counts"] == {"source": "corpus (evaluation rows (asked for))", "questions": 2,
+                                                 "corpus_rows": 2}
+    asked = [json.loads(line) for line in (workdir / "questions.jsonl").read_text().splitlines()]
+    assert asked == [json.loads(line) for line in corpus_file.read_text().splitlines()]  # the rows themselves
+    assert stages["synthesize"]["counts"]["trajectories"] == 2 and stages["differentiate"]["counts"]["kept"] == 1
+    assert data["settings"]["questions"] == "corpus" and data["settings"]["verdict_hold_out"] == 0.25
+    # one kept trajectory gives one right and one wrong verdict: too few to hold any out, so the fit says it
+    # used the training pairs, and the evaluation applied what it wrote
+    fitted = stages["calibrate-reflect"]["counts"]["reflect"]
+    assert fitted["pairs"] == 2 and fitted["held_out"] is False, fitted
+    assert not (workdir / "data" / "reflect.heldout.jsonl").exists()
+    autoact = json.loads((workdir / "eval" / "autoact" / "summary.json").read_text())
+    assert autoact["settings"]["reflect_threshold"] == fitted["threshold"] and autoact["settings"]["agent"] == "autoact"
+
+
 def test_two_rounds_the_second_synthesized_by_the_first_rounds_group(taught, tmp_path):
     from autoact.presets import PipelineConfig
     from autoact.rounds import RoundsConfig, run_rounds
