@@ -238,11 +238,11 @@ class _Run:
         thresholds: dict[str, float] = {}
         with self.record.running("calibrate-reflect") as counts:
             for name, adapter in adapters.items():
-                pairs, _, _ = fit_pairs(data[name])
-                if not {p["completion"] for p in pairs} >= {"right]", "wrong]"}:
+                chosen = fit_pairs(data[name])
+                if not {p["completion"] for p in chosen[0]} >= {"right]", "wrong]"}:
                     counts[name] = "no right and wrong verdict pairs to fit on"
                     continue
-                fit = fit_and_save(_endpoint(url, name), data[name], adapter)
+                fit = fit_and_save(_endpoint(url, name), data[name], adapter, chosen)
                 thresholds[name] = fit.threshold
                 counts[name] = {"threshold": fit.threshold, "right_kept": fit.right_kept,
                                 "wrong_caught": fit.wrong_caught, "pairs": fit.n_right + fit.n_wrong,

@@ -141,10 +141,10 @@ def differentiate(trajectories: Iterable[Mapping[str, Any]], tools: Sequence[Too
         question_id = trajectory_key(row)[0]
         for role, pairs in trajectory_pairs(row["question"], row["transcript"], tools, str(row["id"])).items():
             result.pairs[role].extend({**p, "question_id": question_id} for p in pairs)
-    verdicts = [p["completion"] for p in result.pairs["reflect"] if p["kind"] == "verdict"]
-    used = negatives[:int(negative_ratio * verdicts.count("right]"))]
+    right, wrong = _verdict_counts(result.pairs["reflect"])
+    used = negatives[:int(negative_ratio * right)]
     result.pairs["reflect"].extend(used)
-    result.reflect = {"right": verdicts.count("right]"), "wrong": verdicts.count("wrong]") + len(used),
+    result.reflect = {"right": right, "wrong": wrong + len(used),
                       "negatives_found": len(negatives), "negatives_used": len(used)}
     if hold_out > 0:
         result.pairs["reflect"], result.held_out = hold_out_verdicts(result.pairs["reflect"], hold_out)
@@ -166,9 +166,12 @@ def hold_out_verdicts(pairs: Sequence[dict[str, Any]],
     wrong verdict held out (too few pairs), nothing is held out."""
     if not 0 < share < 1:
         raise ValueError(f"the held-out share must be between 0 and 1 (got {share})")
+    def question_of(p: Mapping[str, Any]) -> str:
+        return str(p.get("question_id", p.get("source", "")))
+
     by_question: dict[str, list[dict[str, Any]]] = {}
     for p in pairs:
-        by_question.setdefault(str(p.get("question_id", p.get("source", ""))), []).append(p)
+        by_question.setdefault(question_of(p), []).append(p)
     total_right, total_wrong = _verdict_counts(pairs)
     held: set[str] = set()
     right = wrong = 0
@@ -179,7 +182,7 @@ def hold_out_verdicts(pairs: Sequence[dict[str, Any]],
             right, wrong = right + r, wrong + w
     if not right or not wrong:
         return list(pairs), []
-    side = [str(p.get("question_id", p.get("source", ""))) in held for p in pairs]
+    side = [question_of(p) in held for p in pairs]
     return [p for p, h in zip(pairs, side) if not h], [p for p, h in zip(pairs, side) if h]
 
 

@@ -110,10 +110,11 @@ def save_threshold(adapter_dir: Path, fit: ThresholdFit, source: str) -> Path:
     return path
 
 
-def fit_and_save(model: CompletionModel, data_dir: Path, adapter_dir: Path) -> ThresholdFit:
-    """Score `data_dir`'s verdict pairs (`fit_pairs`) with `model`, the adapter in `adapter_dir` served;
-    fit the threshold and write it beside the adapter."""
-    pairs, path, held_out = fit_pairs(data_dir)
+def fit_and_save(model: CompletionModel, data_dir: Path, adapter_dir: Path,
+                 chosen: tuple[list[dict[str, Any]], Path, bool] | None = None) -> ThresholdFit:
+    """Score `data_dir`'s verdict pairs (`fit_pairs`, or `chosen`, what it returned) with `model`, the adapter
+    in `adapter_dir` served; fit the threshold and write it beside the adapter."""
+    pairs, path, held_out = chosen or fit_pairs(data_dir)
     fit = replace(fit_threshold(pair_margins(model, pairs)), held_out=held_out)
     save_threshold(adapter_dir, fit, source=f"{path} scored by {model.name}")
     return fit
